@@ -1,0 +1,5 @@
+import sys
+
+from sckd.cli import main
+
+sys.exit(main())

@@ -1,0 +1,1 @@
+"""Datasets (VoD, KITTI-layout radar sets, the synthetic world), calib, labels, augmentation."""
