@@ -1,0 +1,1 @@
+"""Tensor geometry and kernels: boxes, rotated IoU, NMS, voxelization, sparse convolution."""
