@@ -1,0 +1,175 @@
+"""The torch dataset of a KITTI-layout 4D radar set (VoD, TJ4DRadSet, synthetic worlds).
+
+Every returned :class:`~sckd.data.types.Frame` is in the **radar frame** (x forward, y left,
+z up, metres): radar points as stored, LiDAR points moved through ``calib.radar_from_lidar``,
+label boxes converted from the camera frame with :func:`~sckd.data.labels.camera_to_sensor`.
+
+Points outside ``cfg.point_cloud_range`` are **not** cropped here: the voxelizers drop them,
+statistics and plots want the whole cloud, and boxes are never cropped either (the metric
+evaluates the entire annotated area). ``cfg.fov_filter`` keeps only the points that project
+into the camera image (depth > 0 and inside ``image_size``), before augmentation.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from sckd.data.augment import AugmentConfig, augment_frame
+from sckd.data.calib import Calib, read_calib
+from sckd.data.config import DatasetConfig
+from sckd.data.labels import read_labels
+from sckd.data.layout import DatasetLayout, say_once
+from sckd.data.points import read_bin
+from sckd.data.splits import check_frames_exist, list_split
+from sckd.data.types import Batch, Frame
+from sckd.errors import SckdError
+
+__all__ = ["RadarDataset", "collate", "list_split", "fov_mask"]
+
+
+def fov_mask(points_radar: np.ndarray, calib: Calib, image_size: list[int] | tuple[int, int]) -> np.ndarray:
+    """(N,) bool: radar-frame points in front of the camera that project inside the image."""
+    if len(points_radar) == 0:
+        return np.zeros((0,), dtype=bool)
+    uv, depth = calib.project_rect(calib.radar_to_rect(points_radar[:, :3].astype(np.float64)))
+    W, H = image_size
+    with np.errstate(invalid="ignore"):
+        return (depth > 0) & (uv[:, 0] >= 0) & (uv[:, 0] < W) & (uv[:, 1] >= 0) & (uv[:, 1] < H)
+
+
+class RadarDataset(Dataset):
+    """Frames of one split.
+
+    Args:
+        cfg: the ``dataset:`` section (``cfg.root`` must be set).
+        split: a key of ``cfg.splits`` (any name when the root has no ImageSets folder).
+        with_lidar: load LiDAR when the dataset has a LiDAR tree (said once when it has none).
+        labeled: read label files; False gives ``has_labels=False`` and empty boxes (an
+            unlabeled pool or a test split with withheld labels). With True a missing label
+            file is an error.
+        augment: training augmentation (None or ``enabled: false``: none).
+        seed: augmentation seed; frame ``i`` in epoch ``e`` uses ``default_rng([seed, e, i])``
+            (see :meth:`set_epoch`), so results do not depend on worker count or order.
+        frame_ids: use these frames instead of the split file (e.g. a labeled subset).
+    """
+
+    def __init__(self, cfg: DatasetConfig, split: str, *, with_lidar: bool = True, labeled: bool = True,
+                 augment: AugmentConfig | None = None, seed: int = 0, frame_ids: list[str] | None = None):
+        self.cfg = cfg
+        self.split = split
+        self.layout = DatasetLayout(cfg)
+        if frame_ids is not None:
+            if not frame_ids:
+                raise SckdError(f"{cfg.root}: empty frame list given for split '{split}'")
+            check_frames_exist(self.layout, list(frame_ids), f"frame list for split '{split}'")
+            self.frame_ids = list(frame_ids)
+        else:
+            self.frame_ids = list_split(cfg, split, self.layout)
+        self.labeled = labeled
+        self.augment = augment if augment is not None and augment.enabled else None
+        self.seed = seed
+        self.epoch = 0
+        self.known_classes = frozenset(cfg.classes) | frozenset(cfg.other_classes)
+        self.class_index = {c: i for i, c in enumerate(cfg.classes)}
+        self.with_lidar = with_lidar and cfg.lidar is not None and self.layout.has_lidar
+        if with_lidar and cfg.lidar is not None and not self.layout.has_lidar:
+            say_once(f"{self.layout.lidar_root}: no LiDAR tree ({cfg.lidar.folder}/ missing); "
+                     f"frames come without LiDAR")
+        if labeled and self.layout.label_dir is None:
+            raise SckdError(f"{self.layout.radar_root}: no '{cfg.label_folder}' label folder, "
+                            f"but split '{split}' is read as labeled")
+
+    def set_epoch(self, epoch: int) -> None:
+        """Change the augmentation draw (call before each epoch's DataLoader iteration)."""
+        self.epoch = int(epoch)
+
+    def __len__(self) -> int:
+        return len(self.frame_ids)
+
+    @property
+    def radar_features(self) -> list[str]:
+        return self.cfg.radar.features
+
+    @property
+    def lidar_features(self) -> list[str] | None:
+        return self.cfg.lidar.features if self.with_lidar and self.cfg.lidar is not None else None
+
+    def read_calib(self, fid: str) -> Calib:
+        lidar_calib = self.layout.lidar_calib(fid) if self.with_lidar else None
+        return read_calib(self.layout.radar_calib(fid), lidar_calib)
+
+    def load(self, index: int) -> Frame:
+        """Frame ``index`` as stored (no augmentation)."""
+        fid = self.frame_ids[index]
+        cfg = self.cfg
+        calib = self.read_calib(fid)
+        radar = read_bin(self.layout.radar_bin(fid), len(cfg.radar.features), "radar point cloud")
+        lidar = None
+        if self.with_lidar:
+            assert cfg.lidar is not None
+            raw = read_bin(self.layout.lidar_bin(fid), len(cfg.lidar.features), "LiDAR point cloud")
+            T = calib.radar_from_lidar
+            lidar = raw.copy()
+            lidar[:, :3] = (raw[:, :3].astype(np.float64) @ T[:3, :3].T + T[:3, 3]).astype(np.float32)
+        if cfg.fov_filter:
+            radar = radar[fov_mask(radar, calib, cfg.image_size)]
+            if lidar is not None:
+                lidar = lidar[fov_mask(lidar, calib, cfg.image_size)]
+        boxes = np.zeros((0, 7), dtype=np.float32)
+        labels = np.zeros((0,), dtype=np.int64)
+        names: list[str] = []
+        if self.labeled:
+            label_path = self.layout.label_file(fid)
+            assert label_path is not None
+            ann = read_labels(label_path, self.known_classes)
+            boxes = ann.to_sensor(calib)
+            names = ann.names
+            labels = np.array([self.class_index.get(n, -1) for n in names], dtype=np.int64)
+        return Frame(frame_id=fid, radar=radar, lidar=lidar, boxes=boxes, labels=labels, names=names,
+                     calib=calib, has_labels=self.labeled)
+
+    def __getitem__(self, index: int) -> Frame:
+        frame = self.load(index)
+        if self.augment is not None:
+            rng = np.random.default_rng([self.seed, self.epoch, index])
+            frame = augment_frame(frame, self.augment, rng, self.radar_features, self.lidar_features)
+        return frame
+
+
+def _stack_points(clouds: list[np.ndarray]) -> torch.Tensor:
+    parts = [np.concatenate([np.full((len(c), 1), i, dtype=np.float32), c.astype(np.float32)], axis=1)
+             for i, c in enumerate(clouds)]
+    return torch.from_numpy(np.concatenate(parts, axis=0))
+
+
+def collate(frames: list[Frame]) -> Batch:
+    """Stack frames into a :class:`Batch`: points get their sample index in column 0.
+
+    LiDAR is stacked when every frame has it and None when none has; a mix is an error.
+    """
+    if not frames:
+        raise SckdError("collate: empty list of frames")
+    has_lidar = [f.lidar is not None for f in frames]
+    if any(has_lidar) and not all(has_lidar):
+        missing = [f.frame_id for f in frames if f.lidar is None]
+        raise SckdError(f"collate: frames {missing} have no LiDAR while others in the batch do")
+    return Batch(
+        frame_ids=[f.frame_id for f in frames],
+        radar=_stack_points([f.radar for f in frames]),
+        lidar=_stack_points([f.lidar for f in frames]) if all(has_lidar) else None,  # type: ignore[misc]
+        gt_boxes=[torch.from_numpy(np.ascontiguousarray(f.boxes, dtype=np.float32)).reshape(-1, 7) for f in frames],
+        gt_labels=[torch.from_numpy(np.ascontiguousarray(f.labels, dtype=np.int64)).reshape(-1) for f in frames],
+        has_labels=torch.tensor([f.has_labels for f in frames], dtype=torch.bool),
+        calibs=[f.calib for f in frames],
+    )
+
+
+def frame_paths(ds: RadarDataset, fid: str) -> dict[str, Path | None]:
+    """The files one frame is read from (for messages and tools)."""
+    lay = ds.layout
+    return {"radar": lay.radar_bin(fid), "calib": lay.radar_calib(fid), "label": lay.label_file(fid),
+            "lidar": lay.lidar_bin(fid) if ds.with_lidar else None}

@@ -1,0 +1,62 @@
+"""Reading and writing point clouds stored as raw float32 ``.bin`` files (N x F, row-major)."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from sckd.errors import SckdError, warnings
+
+
+def read_bin(path: str | Path, n_features: int, what: str = "point cloud") -> np.ndarray:
+    """Read a ``.bin`` cloud of ``n_features`` float32 columns -> (N, F) float32.
+
+    A size that is not a multiple of ``4 * n_features`` bytes raises :class:`SckdError` naming
+    the file and both sizes (usually a wrong feature list in the dataset config). Rows with
+    NaN/inf are dropped with a counted warning; an empty cloud is kept as (0, F) with a counted
+    warning (a real VoD frame can have no radar return).
+    """
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise SckdError(f"{path}: {what} file is missing") from None
+    except OSError as e:
+        raise SckdError(f"{path}: cannot read {what} ({e.strerror})") from None
+    row = 4 * n_features
+    if len(raw) % row:
+        raise SckdError(f"{path}: size {len(raw)} bytes is not a multiple of {row} "
+                        f"({n_features} float32 features per point); check the dataset's feature list")
+    pts = np.frombuffer(raw, dtype="<f4").reshape(-1, n_features).astype(np.float32)
+    if len(pts) == 0:
+        warnings.warn(f"empty {what} kept as 0 points", str(path))
+        return pts
+    finite = np.isfinite(pts).all(axis=1)
+    if not finite.all():
+        warnings.warn(f"{what} rows with NaN/inf dropped", f"{int((~finite).sum())} of {len(pts)} in {path}")
+        pts = pts[finite]
+    return pts
+
+
+def write_bin(path: str | Path, points: np.ndarray) -> None:
+    """Write (N, F) points as little-endian float32 (temporary file + rename)."""
+    path = Path(path)
+    data = np.ascontiguousarray(np.asarray(points, dtype="<f4")).tobytes()
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as e:
+        raise SckdError(f"{path}: cannot write points ({e.strerror})") from None
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise

@@ -1,0 +1,108 @@
+"""Train an experiment: build data, model and validation from an :class:`ExperimentConfig`, pick
+the run directory and checkpoint to continue from, and hand everything to the :class:`Trainer`.
+
+This is what ``sckd train`` calls (once per process under ``torchrun``).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from pathlib import Path
+
+from torch import nn
+
+from sckd.data.dataset import RadarDataset, collate
+from sckd.engine import checkpoint as ck
+from sckd.engine.distributed import DistEnv, barrier, broadcast_object
+from sckd.engine.experiment import ExperimentConfig, experiment_to_yaml, model_yaml
+from sckd.engine.monitor import attach_log_file, detach_log_file
+from sckd.engine.rundir import checkpoints_dir, prepare_run_dir
+from sckd.engine.seeding import seed_everything, set_deterministic
+from sckd.engine.trainer import Trainer, TrainResult
+from sckd.engine.validation import DetectionValidator
+from sckd.errors import SckdError
+
+log = logging.getLogger("sckd")
+
+ModelBuilder = Callable[[ExperimentConfig], nn.Module]
+
+
+def build_model(exp: ExperimentConfig) -> nn.Module:
+    """The network an experiment trains: a detector (the ``distill`` section is the next layer's)."""
+    if exp.distill is not None:
+        raise SckdError("config key 'distill': distillation training is not available in this "
+                        "version (remove the section to train the detector alone)")
+    from sckd.models.builder import build_detector
+    return build_detector(exp.model, exp.dataset)
+
+
+def build_train_set(exp: ExperimentConfig) -> RadarDataset:
+    return RadarDataset(exp.dataset, exp.train.train_split, with_lidar=exp.needs_lidar, labeled=True,
+                        augment=exp.augment, seed=exp.train.seed)
+
+
+def build_validator(exp: ExperimentConfig, env: DistEnv) -> DetectionValidator | None:
+    """Validation on ``train.val_split`` with the metric layer (None when ``val_every`` is 0)."""
+    if exp.train.val_every <= 0:
+        return None
+    from sckd.engine.metrics import make_evaluate  # the adapter onto sckd.eval
+    val_set = RadarDataset(exp.dataset, exp.train.val_split, with_lidar=exp.needs_lidar, labeled=True)
+    return DetectionValidator(val_set, collate, make_evaluate(exp, val_set), env=env,
+                              batch_size=exp.train.batch_size, workers=exp.train.workers,
+                              frame_order=list(val_set.frame_ids))
+
+
+def find_resume_checkpoint(run_dir: Path, resume: Path | None) -> Path | None:
+    """``resume`` (a checkpoint file or a run folder) or, if None, the run folder's latest
+    periodic checkpoint (auto-resume)."""
+    if resume is not None:
+        if resume.is_dir():
+            found = ck.latest_checkpoint(checkpoints_dir(resume)) or ck.latest_checkpoint(resume)
+            if found is None:
+                raise SckdError(f"{resume}: no checkpoint (step_*.pt) to resume from")
+            return found
+        if not resume.is_file():
+            raise SckdError(f"{resume}: checkpoint not found")
+        return resume
+    return ck.latest_checkpoint(checkpoints_dir(run_dir))
+
+
+def train_experiment(exp: ExperimentConfig, *, run_dir: Path, env: DistEnv, resume: Path | None = None,
+                     model_builder: ModelBuilder = build_model) -> TrainResult:
+    """Train (or continue) ``exp`` in ``run_dir``; every rank calls this with the same arguments."""
+    cfg = exp.train
+    set_deterministic(cfg.deterministic)
+    if env.is_main:
+        run_dir = prepare_run_dir(run_dir)
+    barrier(env)
+    seed_everything(cfg.seed)  # identical initial weights on every rank
+    model = model_builder(exp)
+    if env.rank:
+        seed_everything(cfg.seed + env.rank)  # in-model randomness differs across ranks
+    train_set = build_train_set(exp)
+    validator = build_validator(exp, env)
+    config_yaml = experiment_to_yaml(exp)
+    trainer = Trainer(model, cfg, train_set, collate, run_dir=run_dir, env=env, validator=validator,
+                      config_yaml=config_yaml, signature=ck.model_signature(model, model_yaml(exp)))
+    handler = None
+    if env.is_main:
+        ck.atomic_write_text(config_yaml, run_dir / "config.yaml")
+        handler = attach_log_file(run_dir / "train.log")
+    try:
+        start = broadcast_object(env, str(p) if (p := find_resume_checkpoint(run_dir, resume)) else None)
+        if start is not None:
+            trainer.resume(Path(start))
+        log.info("run directory: %s", run_dir)
+        log.info("training %s: %d frames, %d steps/epoch x %d epochs, %d process(es) on %s",
+                 exp.name, len(train_set), trainer.ipe, cfg.epochs, env.world_size, env.device)
+        result = trainer.fit()
+        if env.is_main:
+            best = (f"best {cfg.best_metric} {result.state.best_value:.4f} (epoch {result.state.best_epoch})"
+                    if result.state.best_value is not None else "no validation yet")
+            log.info("done: step %d, epoch %d, %.1f frames/s, %s", result.state.step,
+                     result.state.epoch, result.frames_per_s, best)
+        return result
+    finally:
+        if handler is not None:
+            detach_log_file(handler)

@@ -1,0 +1,51 @@
+"""PointPillars encoder: points -> pillars -> PFN -> scatter to the BEV grid.
+
+The BEV map this returns is what distillation reads for a PointPillars detector (there is no
+3D backbone: the pillar scatter *is* the BEV map).
+"""
+
+from __future__ import annotations
+
+from torch import Tensor, nn
+
+from sckd.models.config import EncoderConfig
+from sckd.models.vfe import PillarVFE, PointFeatures
+from sckd.ops.voxelize import grid_size_of, voxelize
+
+
+def scatter_to_bev(features: Tensor, coords: Tensor, batch_size: int, ny: int, nx: int) -> Tensor:
+    """(V, C) pillar features at ``[b, iz, iy, ix]`` -> (B, C, ny, nx), zeros elsewhere."""
+    flat = (coords[:, 0] * ny + coords[:, 2]) * nx + coords[:, 3]
+    canvas = features.new_zeros(batch_size * ny * nx, features.shape[1]).index_copy(0, flat, features)
+    return canvas.view(batch_size, ny, nx, -1).permute(0, 3, 1, 2).contiguous()
+
+
+class PillarEncoder(nn.Module):
+    """``forward(points (N, 1 + F_all), batch_size) -> (B, C, ny, nx)`` BEV map.
+
+    ``points`` is the whole batch cloud of ``cfg.input`` (column 0 = sample index, then the
+    dataset's features ``all_features``). Cell (iy, ix) covers
+    ``x in [xmin + ix * vx, xmin + (ix + 1) * vx)``, likewise y.
+    """
+
+    def __init__(self, cfg: EncoderConfig, all_features: list[str], pc_range: list[float]) -> None:
+        super().__init__()
+        self.input = cfg.input
+        self.cfg = cfg
+        self.pc_range = list(pc_range)
+        nx, ny, nz = grid_size_of(cfg.voxel_size, pc_range)
+        assert nz == 1, "pillar grids have one z cell (checked by the builder)"
+        self.bev_shape = (ny, nx)
+        self.point_features = PointFeatures(all_features, cfg.point_features, cfg.normalize)
+        self.vfe = PillarVFE(cfg.point_features, cfg.pillar.num_filters, cfg.voxel_size, pc_range,
+                             cfg.pillar.use_absolute_xyz, cfg.pillar.with_distance)
+        self.out_channels = self.vfe.out_channels
+
+    def forward(self, points: Tensor, batch_size: int) -> Tensor:
+        cfg = self.cfg
+        vox = voxelize(points, cfg.voxel_size, self.pc_range, cfg.max_points_per_voxel,
+                       cfg.max_voxels_train if self.training else cfg.max_voxels_test)
+        pts = points.index_select(0, vox.point_index)
+        feats = self.point_features(pts)
+        pillars = self.vfe(feats, pts[:, 1:4], vox)
+        return scatter_to_bev(pillars, vox.coords, batch_size, *self.bev_shape)

@@ -1,0 +1,158 @@
+"""Sparse 3D convolution in plain PyTorch (CPU and CUDA, autograd-correct).
+
+Each layer gathers the input rows of one kernel offset, multiplies them by that offset's
+``(Cin, Cout)`` weight slice and scatter-adds into the output rows (``index_add_``), over a
+rulebook built by sorting linearised coordinates (:mod:`sckd.ops.rulebook`). A custom autograd
+function keeps only the input features, the weight and the rulebook for backward.
+
+Weight layout: ``(Cout, kD, kH, kW, Cin)`` — spconv 2.x's default layout, so a dense
+``conv3d`` weight ``w`` (Cout, Cin, kD, kH, kW) maps to ``w.permute(0, 2, 3, 4, 1)``. The
+result equals dense ``conv3d`` with the same stride and padding (inactive sites = 0),
+evaluated at the output sites. spconv itself is not used (its CPU build has no backward).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, replace
+
+import torch
+from torch import Tensor, nn
+
+from sckd.ops.rulebook import Rulebook, _triple, conv_rulebook, subm_rulebook
+
+
+@dataclass
+class SparseTensor:
+    """Active voxels of a batch: features ``(N, C)`` at sites ``(N, 4)`` int64 ``[b, z, y, x]``."""
+
+    features: Tensor
+    indices: Tensor
+    spatial_shape: tuple[int, int, int]
+    """(D, H, W) = (nz, ny, nx) grid cells."""
+    batch_size: int
+    rulebooks: dict[str, Rulebook] = field(default_factory=dict)
+    """Submanifold rulebooks shared by layers with the same ``indice_key`` (same sites)."""
+
+    def replace_feature(self, features: Tensor) -> "SparseTensor":
+        return replace(self, features=features)
+
+    def dense(self) -> Tensor:
+        """(B, C, D, H, W) dense tensor, zeros at inactive sites (differentiable)."""
+        d, h, w = self.spatial_shape
+        c = self.features.shape[1]
+        flat = self.features.new_zeros(self.batch_size * d * h * w, c)
+        i = self.indices
+        flat = flat.index_copy(0, ((i[:, 0] * d + i[:, 1]) * h + i[:, 2]) * w + i[:, 3], self.features)
+        return flat.view(self.batch_size, d, h, w, c).permute(0, 4, 1, 2, 3).contiguous()
+
+
+class _GatherMatmulScatter(torch.autograd.Function):
+    """out[o] += f[i] @ W[k] for every pair (i, o) of every offset k."""
+
+    @staticmethod
+    def forward(ctx, feats: Tensor, weight: Tensor, rb: Rulebook) -> Tensor:  # weight (K, Cin, Cout)
+        out = feats.new_zeros(rb.n_out, weight.shape[2])
+        for k, (i, o) in enumerate(zip(rb.in_idx, rb.out_idx)):
+            if k == rb.identity:
+                out += feats @ weight[k]
+            elif i.numel():
+                out.index_add_(0, o, feats.index_select(0, i) @ weight[k])
+        ctx.save_for_backward(feats, weight)
+        ctx.rb = rb
+        return out
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        feats, weight = ctx.saved_tensors
+        rb: Rulebook = ctx.rb
+        grad = grad.contiguous()
+        need_f, need_w = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
+        gf = torch.zeros_like(feats) if need_f else None
+        gw = torch.zeros_like(weight) if need_w else None
+        for k, (i, o) in enumerate(zip(rb.in_idx, rb.out_idx)):
+            if k == rb.identity:
+                if need_w:
+                    gw[k] = feats.t() @ grad
+                if need_f:
+                    gf += grad @ weight[k].t()
+            elif i.numel():
+                g = grad.index_select(0, o)
+                if need_w:
+                    gw[k] = feats.index_select(0, i).t() @ g
+                if need_f:
+                    gf.index_add_(0, i, g @ weight[k].t())
+        return gf, gw, None
+
+
+def sparse_conv_features(feats: Tensor, weight: Tensor, rb: Rulebook) -> Tensor:
+    """Apply a ``(Cout, kD, kH, kW, Cin)`` weight over a rulebook -> (n_out, Cout)."""
+    cout, cin = weight.shape[0], weight.shape[-1]
+    w = weight.reshape(cout, -1, cin).permute(1, 2, 0).contiguous()  # (K, Cin, Cout)
+    return _GatherMatmulScatter.apply(feats.contiguous(), w, rb)
+
+
+class _SparseConvBase(nn.Module):
+    def __init__(self, in_channels: int, out_channels: int, kernel_size, bias: bool) -> None:
+        super().__init__()
+        self.in_channels, self.out_channels = in_channels, out_channels
+        self.kernel_size = _triple(kernel_size)
+        self.weight = nn.Parameter(torch.empty(out_channels, *self.kernel_size, in_channels))
+        self.bias = nn.Parameter(torch.empty(out_channels)) if bias else None
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        # nn.Conv3d's default (kaiming uniform with a = sqrt(5) gives U(-1/sqrt(fan_in), +)).
+        fan_in = self.in_channels * math.prod(self.kernel_size)
+        bound = 1.0 / math.sqrt(fan_in)
+        nn.init.uniform_(self.weight, -bound, bound)
+        if self.bias is not None:
+            nn.init.uniform_(self.bias, -bound, bound)
+
+    def _apply_rb(self, x: SparseTensor, rb: Rulebook) -> Tensor:
+        out = sparse_conv_features(x.features, self.weight, rb)
+        return out + self.bias if self.bias is not None else out
+
+
+class SubMConv3d(_SparseConvBase):
+    """Submanifold conv: output sites = input sites, padding ``k // 2``, stride 1.
+
+    Layers sharing ``indice_key`` reuse the rulebook stored on the tensor.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size=3, bias: bool = False,
+                 indice_key: str | None = None) -> None:
+        super().__init__(in_channels, out_channels, kernel_size, bias)
+        self.indice_key = indice_key
+
+    def forward(self, x: SparseTensor) -> SparseTensor:
+        key = f"{self.indice_key}:{self.kernel_size}" if self.indice_key else None
+        rb = x.rulebooks.get(key) if key else None
+        if rb is None or rb.n_out != x.indices.shape[0]:
+            rb = subm_rulebook(x.indices, x.spatial_shape, self.kernel_size)
+            if key:
+                x.rulebooks[key] = rb
+        return x.replace_feature(self._apply_rb(x, rb))
+
+
+class SparseConv3d(_SparseConvBase):
+    """Strided sparse conv: output sites = dense-output cells reached by any active input."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size=3, stride=1, padding=0,
+                 bias: bool = False) -> None:
+        super().__init__(in_channels, out_channels, kernel_size, bias)
+        self.stride, self.padding = _triple(stride), _triple(padding)
+
+    def forward(self, x: SparseTensor) -> SparseTensor:
+        rb, indices, shape = conv_rulebook(x.indices, x.spatial_shape, self.kernel_size,
+                                           self.stride, self.padding)
+        return SparseTensor(self._apply_rb(x, rb), indices, shape, x.batch_size)
+
+
+class SparseSequential(nn.Sequential):
+    """Runs sparse convs on the tensor and any other module (BN, ReLU) on its features."""
+
+    def forward(self, x: SparseTensor) -> SparseTensor:  # type: ignore[override]
+        for m in self:
+            x = m(x) if isinstance(m, (_SparseConvBase, SparseSequential)) else x.replace_feature(m(x.features))
+        return x
