@@ -52,7 +52,8 @@ def test_train_end_to_end_writes_a_complete_run(world, cli):
     final = ck.load_checkpoint(out / "checkpoints" / "final.pt")
     # 5 frames, batch 2 -> 3 steps per epoch
     assert (final["epoch"], final["step"], final["iters_per_epoch"]) == (2, 6, 3)
-    assert "eaa_3d_map_r11" in final["metrics"] and 0.0 <= final["metrics"]["eaa_3d_map_r11"] <= 100.0
+    assert 0.0 <= final["metrics"]["entire_area/mAP_3d"] <= 100.0
+    assert ck.load_checkpoint(out / "checkpoints" / "best.pt")["best"]["metric"] == "entire_area/mAP_3d"
     log = (out / "train.log").read_text()
     assert "validation after epoch 2" in log and "step 6/6" in log
     # the one-cycle schedule ran to its end: lr = 0.01 / 10 / 1e4
@@ -90,3 +91,24 @@ def test_train_cli_errors_are_one_line(world, cli, capsys, tmp_path):
     assert "outside the source tree" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         cli("train", cfg, "--epochs", "0")
+
+
+def test_predict_writes_one_kitti_file_per_frame(world, cli, capsys):
+    data, cfg, root = world
+    run = root / "run_full"
+    if not (run / "checkpoints" / "final.pt").is_file():
+        assert cli("train", cfg, "--data", data, "--out", run) == 0
+    out = root / "preds"
+    # a low threshold so the barely trained model writes something
+    assert cli("predict", run / "checkpoints" / "final.pt", "--data", data, "--split", "val",
+               "--out", out, "--set", "model.post.score_threshold=0.0") == 0
+    files = sorted(p.name for p in out.iterdir())
+    assert files == ["00005.txt", "00006.txt"]
+    lines = [ln.split() for f in files for ln in (out / f).read_text().splitlines()]
+    assert lines and all(len(t) == 16 and t[0] in ("Car", "Pedestrian", "Cyclist") for t in lines)
+    assert all(0.0 <= float(t[15]) <= 1.0 and min(map(float, t[8:11])) > 0 for t in lines)
+    assert "2 frames" in capsys.readouterr().out
+    # The same weights under another architecture are refused in one line.
+    assert cli("predict", run / "checkpoints" / "final.pt", "--data", data, "--out", out,
+               "--set", "model.backbone_2d.num_filters=[8, 32]") == 2
+    assert "checkpoint is from another model" in capsys.readouterr().err

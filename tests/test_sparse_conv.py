@@ -115,7 +115,7 @@ def test_subm_rulebook_pairs_hand_worked():
     # centre offset (13) maps every site to itself; +x offset (14) maps site 1 -> output 0;
     # -x offset (12) maps site 0 -> output 1; all other offsets are empty.
     assert rb.identity == 13
-    nonempty = {k: (i.tolist(), o.tolist()) for k, (i, o) in enumerate(zip(rb.in_idx, rb.out_idx)) if len(i)}
+    nonempty = {k: tuple(t.tolist() for t in rb.pairs(k)) for k in range(27) if len(rb.pairs(k)[0])}
     assert nonempty == {12: ([0], [1]), 13: ([0, 1, 2], [0, 1, 2]), 14: ([1], [0])}
 
 

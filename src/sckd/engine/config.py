@@ -66,7 +66,7 @@ class TrainConfig:
     # Validation, checkpoints, logging.
     val_every: int = 1
     """Validate every N epochs (and after the last); 0 disables validation."""
-    best_metric: str = "eaa_3d_map_r11"
+    best_metric: str = "entire_area/mAP_3d"
     """Validation metric (higher is better) that selects ``best.pt``."""
     ckpt_every: int = 1
     ckpt_unit: Literal["epoch", "step"] = "epoch"

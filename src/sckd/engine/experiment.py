@@ -15,9 +15,13 @@ from typing import Any
 
 import yaml
 
-from sckd.config import apply_overrides, from_dict, load_yaml_tree, resolve_config_path, to_dict
+from sckd.config import (CONFIG_ROOT, apply_overrides, from_dict, load_yaml_tree, resolve_config_path,
+                         to_dict)
+from sckd.config.loader import deep_merge
 from sckd.data.augment import AugmentConfig
 from sckd.data.config import DatasetConfig
+from sckd.data.semi import PoolConfig
+from sckd.distill.config import DistillConfig
 from sckd.engine.config import TrainConfig
 from sckd.errors import SckdError
 from sckd.eval.config import EvalConfig
@@ -31,9 +35,12 @@ class ExperimentConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
-    distill: Any = None
-    """Reserved for the SCKD distillation section (teacher checkpoint, loss weights, ...);
-    kept as raw YAML until the distillation layer defines its dataclass."""
+    distill: DistillConfig | None = None
+    """SCKD distillation (sckd.distill): with it, ``model`` is the student, trained against
+    the frozen teacher the section names."""
+    pool: PoolConfig = field(default_factory=PoolConfig)
+    """Which frames training draws from (labeled share of the train split, unlabeled extras,
+    epoch length; sckd.data.semi). The default is the whole train split."""
     name: str = ""
     """Experiment name (run folders are ``<name>-<timestamp>``); defaults to the config file's
     folder and stem, e.g. ``synth-pointpillars_radar``."""
@@ -69,10 +76,16 @@ def experiment_from_dict(raw: dict[str, Any], name: str = "") -> ExperimentConfi
     return exp
 
 
+TRAIN_DEFAULTS = CONFIG_ROOT / "experiments" / "base_train.yaml"
+"""Training defaults layered under every experiment (its own keys and ``base:`` parents win)."""
+
+
 def load_experiment(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> ExperimentConfig:
-    """Read an experiment YAML (with ``base:`` parents), apply ``a.b=c`` overrides, validate."""
+    """Read an experiment YAML (with ``base:`` parents) over the shipped training defaults
+    (``experiments/base_train.yaml``), apply ``a.b=c`` overrides, validate."""
     p = Path(path) if Path(path).is_file() else resolve_config_path(path)
-    raw = apply_overrides(load_yaml_tree(p), list(overrides))
+    raw = deep_merge(load_yaml_tree(TRAIN_DEFAULTS), load_yaml_tree(p))
+    raw = apply_overrides(raw, list(overrides))
     for section in ("dataset", "model"):
         if section not in raw:
             raise SckdError(f"{p}: config key '{section}' is missing (an experiment needs a dataset "
@@ -96,9 +109,11 @@ def experiment_from_yaml(text: str, where: str = "checkpoint") -> ExperimentConf
 
 
 def model_yaml(exp: ExperimentConfig) -> str:
-    """The parts of a config that fix the network's meaning (for the model signature)."""
+    """The parts of a config that fix what the weights mean (for the model signature):
+    everything in ``model`` but post-processing, and the dataset's classes, range and features."""
     ds = exp.dataset
-    return yaml.safe_dump({"model": to_dict(exp.model), "classes": list(ds.classes),
+    model = {k: v for k, v in to_dict(exp.model).items() if k not in ("post", "name")}
+    return yaml.safe_dump({"model": model, "classes": list(ds.classes),
                            "point_cloud_range": list(ds.point_cloud_range),
                            "radar_features": list(ds.radar.features),
                            "lidar_features": list(ds.lidar.features) if ds.lidar else None},

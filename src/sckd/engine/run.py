@@ -11,6 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from torch import nn
+from torch.utils.data import Dataset
 
 from sckd.data.dataset import RadarDataset, collate
 from sckd.engine import checkpoint as ck
@@ -29,17 +30,40 @@ ModelBuilder = Callable[[ExperimentConfig], nn.Module]
 
 
 def build_model(exp: ExperimentConfig) -> nn.Module:
-    """The network an experiment trains: a detector (the ``distill`` section is the next layer's)."""
-    if exp.distill is not None:
-        raise SckdError("config key 'distill': distillation training is not available in this "
-                        "version (remove the section to train the detector alone)")
+    """The network an experiment trains: a detector, or with a ``distill`` section the SCKD
+    distiller (student from ``model``, frozen teacher from its own config + checkpoint)."""
+    from sckd.models import adaptive_fusion  # noqa: F401  (registers fusion type 'adaptive')
     from sckd.models.builder import build_detector
+    if exp.distill is not None:
+        from sckd.distill import build_distiller
+        return build_distiller(exp.model, exp.dataset, exp.distill, ck.load_checkpoint)
     return build_detector(exp.model, exp.dataset)
 
 
-def build_train_set(exp: ExperimentConfig) -> RadarDataset:
-    return RadarDataset(exp.dataset, exp.train.train_split, with_lidar=exp.needs_lidar, labeled=True,
-                        augment=exp.augment, seed=exp.train.seed)
+# --- SCKD (distillation + semi-supervised pools): kept together, see sckd.distill / sckd.data.semi
+def build_train_set(exp: ExperimentConfig, model: nn.Module | None = None) -> Dataset:
+    """The training frames (``pool:`` section). Labels are read for GT training, and for a
+    student only when its GT loss is on; LiDAR when the model or its teacher reads it."""
+    from sckd.data.semi import build_pool
+    use_labels = exp.distill is None or exp.distill.gt.enabled
+    with_lidar = exp.needs_lidar or bool(getattr(model, "needs_lidar", False))
+    return build_pool(exp.dataset, exp.pool, exp.train.train_split, use_labels=use_labels,
+                      with_lidar=with_lidar, augment=exp.augment, seed=exp.train.seed)
+
+
+def student_exporter(exp: ExperimentConfig, model: nn.Module) -> Callable[[dict], dict] | None:
+    """For a distillation run: checkpoint dict -> plain student checkpoint (what ``best.pt`` and
+    ``final.pt`` hold, loadable by eval / predict with no teacher). None otherwise."""
+    if exp.distill is None:
+        return None
+    from dataclasses import replace
+
+    from sckd.distill import student_checkpoint
+    plain = replace(exp, distill=None, pool=type(exp.pool)())
+    config_yaml = experiment_to_yaml(plain)
+    signature = ck.model_signature(model.student, model_yaml(plain))
+    return lambda data: student_checkpoint(data, config_yaml=config_yaml, signature=signature)
+# --- end SCKD
 
 
 def build_validator(exp: ExperimentConfig, env: DistEnv) -> DetectionValidator | None:
@@ -80,11 +104,12 @@ def train_experiment(exp: ExperimentConfig, *, run_dir: Path, env: DistEnv, resu
     model = model_builder(exp)
     if env.rank:
         seed_everything(cfg.seed + env.rank)  # in-model randomness differs across ranks
-    train_set = build_train_set(exp)
+    train_set = build_train_set(exp, model)
     validator = build_validator(exp, env)
     config_yaml = experiment_to_yaml(exp)
     trainer = Trainer(model, cfg, train_set, collate, run_dir=run_dir, env=env, validator=validator,
-                      config_yaml=config_yaml, signature=ck.model_signature(model, model_yaml(exp)))
+                      config_yaml=config_yaml, signature=ck.model_signature(model, model_yaml(exp)),
+                      export=student_exporter(exp, model))
     handler = None
     if env.is_main:
         ck.atomic_write_text(config_yaml, run_dir / "config.yaml")

@@ -63,11 +63,15 @@ class Trainer:
     def __init__(self, model: nn.Module, cfg: TrainConfig, train_set: Dataset,
                  collate: Callable[[list[Any]], Any], *, run_dir: Path, env: DistEnv,
                  validator: Validator | None = None, config_yaml: str = "", signature: str = "",
-                 on_step: Callable[["Trainer"], None] | None = None) -> None:
+                 on_step: Callable[["Trainer"], None] | None = None,
+                 export: Callable[[dict[str, Any]], dict[str, Any]] | None = None) -> None:
         self.cfg, self.env, self.run_dir = cfg, env, Path(run_dir)
         self.model = model.to(env.device)
         self.train_set, self.collate, self.validator = train_set, collate, validator
         self.config_yaml, self.signature, self.on_step = config_yaml, signature, on_step
+        self.export = export
+        """SCKD: turns a checkpoint dict into the one handed out as best.pt / final.pt (the
+        student alone); periodic checkpoints keep the full state for resuming."""
         self.ckpt_dir = checkpoints_dir(self.run_dir)
         self.wrapped = wrap_for_training(self.model, env, sync_bn=cfg.sync_bn,
                                          find_unused_parameters=cfg.find_unused_parameters)
@@ -106,6 +110,8 @@ class Trainer:
         """Write a checkpoint (rank 0); ``name`` None = the periodic ``step_XXXXXXXX.pt``."""
         data = self.checkpoint_dict()  # collective (RNG gather): every rank calls it
         path = self.ckpt_dir / (name or ck.step_checkpoint_name(self.state.step))
+        if name is not None and self.export is not None:
+            data = self.export(data)
         if self.env.is_main:
             ck.atomic_torch_save(data, path)
             if name is None:
@@ -211,7 +217,7 @@ class Trainer:
             s.last_metrics = dict(metrics)
             monitor.scalars("val", metrics, s.step)
             value = metrics.get(cfg.best_metric)
-            headline = [k for k in metrics if k.endswith("_map_r11")] or list(metrics)[:6]
+            headline = [k for k in metrics if k.endswith(("/mAP_3d", "/mAP_bev"))] or list(metrics)[:6]
             if cfg.best_metric in metrics and cfg.best_metric not in headline:
                 headline.insert(0, cfg.best_metric)
             shown = ", ".join(f"{k}={metrics[k]:.2f}" for k in headline)
@@ -277,7 +283,9 @@ class Trainer:
             else:
                 stopped_early = False
                 last_ckpt = self._save_unless_saved()
-                if env.is_main:
+                if env.is_main and self.export is not None:
+                    ck.atomic_torch_save(self.export(ck.load_checkpoint(last_ckpt)), self.ckpt_dir / "final.pt")
+                elif env.is_main:
                     ck.atomic_copy(last_ckpt, self.ckpt_dir / "final.pt")
         finally:
             restore_sigint()

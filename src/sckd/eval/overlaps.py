@@ -44,8 +44,10 @@ def _bev_corners(boxes):
 
 
 @numba.njit(cache=True)
-def frame_overlaps(gt_bbox, gt_box, dt_bbox, dt_box, gt_off, dt_off, off, official):
-    """Flat 2D, BEV and 3D overlap blocks for every frame (see the module docstring)."""
+def frame_overlaps(gt_bbox, gt_box, dt_bbox, dt_box, g5, d5, gt_off, dt_off, off, official):
+    """Flat 2D, BEV and 3D overlap blocks for every frame (see the module docstring).
+
+    ``g5`` / ``d5``: float32 ``(x, z, l, w, ry)`` rows for the official routine."""
     n_frames = gt_off.shape[0] - 1
     total = off[n_frames]
     ov2d = np.zeros(total)
@@ -55,9 +57,6 @@ def frame_overlaps(gt_bbox, gt_box, dt_bbox, dt_box, gt_off, dt_off, off, offici
     dc, drad = _bev_corners(dt_box)
     buf_in = np.empty((16, 2))
     buf_out = np.empty((16, 2))
-    # float32 (x, z, l, w, ry) rows and scratch for the official routine
-    g5 = gt_box[:, np.array([0, 2, 3, 5, 6])].astype(np.float32)
-    d5 = dt_box[:, np.array([0, 2, 3, 5, 6])].astype(np.float32)
     c1 = np.empty(8, dtype=np.float32)
     c2 = np.empty(8, dtype=np.float32)
     pts = np.empty(48, dtype=np.float32)
@@ -113,6 +112,10 @@ def compute_overlaps(gt_bbox: np.ndarray, gt_box: np.ndarray, dt_bbox: np.ndarra
     sizes = np.diff(gt_off) * np.diff(dt_off)
     off = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
     f64 = lambda a, c: np.ascontiguousarray(np.asarray(a, np.float64).reshape(-1, c))  # noqa: E731
-    o2, ob, o3 = frame_overlaps(f64(gt_bbox, 4), f64(gt_box, 7), f64(dt_bbox, 4), f64(dt_box, 7),
+    gt_box, dt_box = f64(gt_box, 7), f64(dt_box, 7)
+    cols = [0, 2, 3, 5, 6]  # x, z, l, w, ry
+    g5 = np.ascontiguousarray(gt_box[:, cols].astype(np.float32))
+    d5 = np.ascontiguousarray(dt_box[:, cols].astype(np.float32))
+    o2, ob, o3 = frame_overlaps(f64(gt_bbox, 4), gt_box, f64(dt_bbox, 4), dt_box, g5, d5,
                                 gt_off.astype(np.int64), dt_off.astype(np.int64), off, mode == "official")
     return off, o2, ob, o3

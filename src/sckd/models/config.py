@@ -90,6 +90,26 @@ class FusionConfig:
     order: list[str] = field(default_factory=list)
     """Branch names in concatenation order (default: the order of ``encoders``)."""
 
+    # Options of ``type: adaptive`` (SCKD teacher, see sckd.models.adaptive_fusion).
+    lidar_branch: str = "lidar"
+    """The branch the modality-dropout gate treats as LiDAR (the other one is radar)."""
+    af: bool = True
+    """Adaptive fusion: per-pixel softmax weights from the branches' channel-mean maps."""
+    af_kernel: int = 3
+    """Kernel of the 2 -> 2 weight conv."""
+    dropout: bool = True
+    """Random modality dropout (training only, one draw per batch)."""
+    p_drop: float = 0.2
+    p_lidar: float = 0.2
+    """LiDAR is dropped with probability p_drop * p_lidar, radar with p_drop * (1 - p_lidar)."""
+
+    def validate(self, path: str) -> None:
+        for key in ("p_drop", "p_lidar"):
+            if not 0.0 <= getattr(self, key) <= 1.0:
+                raise _bad(path, key, f"must be in [0, 1], got {getattr(self, key)}")
+        if self.af_kernel < 1 or self.af_kernel % 2 == 0:
+            raise _bad(path, "af_kernel", f"must be a positive odd number, got {self.af_kernel}")
+
 
 @dataclass
 class BackboneConfig:

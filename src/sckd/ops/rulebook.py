@@ -51,47 +51,76 @@ def kernel_offsets(kernel: tuple[int, int, int], device: torch.device) -> Tensor
 
 @dataclass
 class Rulebook:
-    """Gather/scatter pairs per kernel offset (see module docstring)."""
+    """Gather/scatter pairs of all kernel offsets, concatenated (see module docstring)."""
 
-    in_idx: list[Tensor]
-    """Per offset: (P_k,) int64 rows of the input features."""
-    out_idx: list[Tensor]
-    """Per offset: (P_k,) int64 rows of the output features."""
+    in_idx: Tensor
+    """(P,) int64 rows of the input features."""
+    out_idx: Tensor
+    """(P,) int64 rows of the output features."""
+    segments: list[tuple[int, int, int]]
+    """``(k, start, stop)``: pairs ``start:stop`` use kernel offset ``k`` (non-empty ones only)."""
     n_out: int
     identity: int = -1
-    """Offset whose pairs are ``i -> i`` for every site (the submanifold centre), else -1."""
+    """Offset whose pairs are ``i -> i`` for every site (the submanifold centre; its pairs
+    are implicit, not stored), else -1."""
 
     @property
     def n_pairs(self) -> int:
-        return sum(int(i.numel()) for i in self.in_idx)
+        """Stored pairs plus the implicit identity pairs."""
+        return int(self.in_idx.numel()) + (self.n_out if self.identity >= 0 else 0)
+
+    def pairs(self, k: int) -> tuple[Tensor, Tensor]:
+        """(in, out) rows of offset ``k``."""
+        if k == self.identity:
+            ident = torch.arange(self.n_out, device=self.in_idx.device)
+            return ident, ident
+        for kk, a, b in self.segments:
+            if kk == k:
+                return self.in_idx[a:b], self.out_idx[a:b]
+        empty = self.in_idx[:0]
+        return empty, empty
 
 
-def _split_pairs(hit: Tensor, in_rows: Tensor, out_rows: Tensor) -> tuple[list[Tensor], list[Tensor]]:
-    """(K, N) hit mask with matching in/out row tables -> per-offset pair lists."""
-    counts = hit.sum(dim=1).tolist()
-    return list(in_rows[hit].split(counts)), list(out_rows[hit].split(counts))
+def _segments(offsets: list[int], counts: list[int]) -> list[tuple[int, int, int]]:
+    segs, start = [], 0
+    for k, c in zip(offsets, counts):
+        if c:
+            segs.append((k, start, start + c))
+        start += c
+    return segs
 
 
 def subm_rulebook(indices: Tensor, shape: tuple[int, int, int], kernel_size) -> Rulebook:
-    """Submanifold rulebook: output site ``p`` reads input ``p + k - kernel // 2``."""
+    """Submanifold rulebook: output site ``p`` reads input ``p + k - kernel // 2``.
+
+    Keys live in a grid padded by the kernel radius, so a neighbour key is ``key + offset_key``
+    with no bounds checks (a neighbour in the padding never matches a site). Only half of the
+    offsets are searched: offset ``k`` pairs (i -> o) are offset ``K - 1 - k`` pairs (o -> i).
+    """
     kernel = _triple(kernel_size)
     if any(k % 2 == 0 for k in kernel):
         raise ValueError(f"submanifold convolution needs odd kernel sizes, got {kernel}")
+    dev = indices.device
     n = indices.shape[0]
-    keys = linear_keys(indices, shape)
+    rad = [k // 2 for k in kernel]
+    padded = tuple(shape[i] + 2 * rad[i] for i in range(3))
+    keys = linear_keys(indices + torch.tensor([0, *rad], device=dev), padded)  # type: ignore[arg-type]
     sorted_keys, order = keys.sort()
-    half = torch.tensor([k // 2 for k in kernel], device=indices.device)
-    rel = kernel_offsets(kernel, indices.device) - half                       # (K, 3)
-    nb = indices[None, :, 1:] + rel[:, None, :]                              # (K, N, 3)
-    lim = torch.tensor(shape, device=indices.device)
-    valid = ((nb >= 0) & (nb < lim)).all(dim=2)
-    nb_keys = ((indices[None, :, 0] * shape[0] + nb[..., 0]) * shape[1] + nb[..., 1]) * shape[2] + nb[..., 2]
-    pos = torch.searchsorted(sorted_keys, nb_keys).clamp_(max=max(n - 1, 0))
-    hit = valid & (sorted_keys[pos] == nb_keys)
-    out_rows = torch.arange(n, device=indices.device).expand(len(rel), n)
-    in_idx, out_idx = _split_pairs(hit, order[pos], out_rows)
-    centre = int(((rel == 0).all(dim=1)).nonzero()[0])
-    return Rulebook(in_idx, out_idx, n, identity=centre)
+    rel = kernel_offsets(kernel, dev) - torch.tensor(rad, device=dev)          # (K, 3)
+    off_keys = (rel[:, 0] * padded[1] + rel[:, 1]) * padded[2] + rel[:, 2]    # (K,)
+    n_k = len(rel)
+    half = n_k // 2                                                           # offsets before the centre
+    query = sorted_keys[None, :] + off_keys[:half, None]                      # (half, N), rows sorted
+    pos = torch.searchsorted(sorted_keys, query).clamp_(max=max(n - 1, 0))
+    hit = sorted_keys[pos] == query if n else torch.zeros_like(query, dtype=torch.bool)
+    counts = hit.sum(dim=1).tolist()
+    nb = order[pos[hit]]                     # neighbour sites (inputs of offsets 0 .. half-1)
+    me = order.expand(half, n)[hit]          # the sites reading them
+    # The mirrored offsets K-1, K-2, ..., half+1 of offsets 0, 1, ..., half-1 hold the same
+    # pairs with input and output swapped.
+    offsets = list(range(half)) + list(range(n_k - 1, half, -1))
+    return Rulebook(torch.cat([nb, me]), torch.cat([me, nb]), _segments(offsets, counts + counts), n,
+                    identity=half)
 
 
 def conv_output_shape(shape, kernel_size, stride, padding) -> tuple[int, int, int]:
@@ -104,22 +133,23 @@ def conv_rulebook(indices: Tensor, shape: tuple[int, int, int], kernel_size, str
     """Strided rulebook. Returns (rulebook, output sites (M, 4), output spatial shape).
 
     Input ``c`` feeds output ``o`` through kernel position ``k`` when ``o * s - p + k = c``
-    (dense conv3d indexing); output sites are sorted by their linear key.
+    (dense conv3d indexing), solved per axis; output sites are sorted by their linear key.
     """
     kernel, s, p = _triple(kernel_size), _triple(stride), _triple(padding)
     out_shape = conv_output_shape(shape, kernel, s, p)
     dev = indices.device
-    kpos = kernel_offsets(kernel, dev)                                        # (K, 3)
-    num = indices[None, :, 1:] + torch.tensor(p, device=dev) - kpos[:, None, :]  # (K, N, 3)
-    st = torch.tensor(s, device=dev)
-    out_c = torch.div(num, st, rounding_mode="floor")
-    valid = ((num % st) == 0).all(dim=2) & (out_c >= 0).all(dim=2) & \
-        (out_c < torch.tensor(out_shape, device=dev)).all(dim=2)
-    b = indices[None, :, 0].expand(len(kpos), -1)
-    out_keys = ((b * out_shape[0] + out_c[..., 0]) * out_shape[1] + out_c[..., 1]) * out_shape[2] + out_c[..., 2]
+    n, n_k = indices.shape[0], kernel[0] * kernel[1] * kernel[2]
+    outs, oks = [], []
+    for ax in range(3):  # (N, k_ax) output coordinate and validity along each axis
+        num = indices[:, 1 + ax, None] + p[ax] - torch.arange(kernel[ax], device=dev)[None]
+        o = torch.div(num, s[ax], rounding_mode="floor")
+        outs.append(o)
+        oks.append((num - o * s[ax] == 0) & (o >= 0) & (o < out_shape[ax]))
+    valid = (oks[0][:, :, None, None] & oks[1][:, None, :, None] & oks[2][:, None, None, :]).reshape(n, n_k).t()
+    zy = (indices[:, 0, None] * out_shape[0] + outs[0])[:, :, None] * out_shape[1] + outs[1][:, None, :]
+    out_keys = (zy[:, :, :, None] * out_shape[2] + outs[2][:, None, None, :]).reshape(n, n_k).t()  # (K, N)
     uniq, inverse = torch.unique(out_keys[valid], sorted=True, return_inverse=True)
-    out_rows = torch.full_like(out_keys, -1)
-    out_rows[valid] = inverse
-    in_rows = torch.arange(indices.shape[0], device=dev).expand(len(kpos), -1)
-    in_idx, out_idx = _split_pairs(valid, in_rows, out_rows)
-    return Rulebook(in_idx, out_idx, int(uniq.numel())), keys_to_indices(uniq, out_shape), out_shape
+    counts = valid.sum(dim=1).tolist()
+    in_idx = torch.arange(n, device=dev).expand(n_k, n)[valid]
+    rb = Rulebook(in_idx, inverse, _segments(list(range(n_k)), counts), int(uniq.numel()))
+    return rb, keys_to_indices(uniq, out_shape), out_shape

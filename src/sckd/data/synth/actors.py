@@ -82,11 +82,11 @@ class Actors:
         bottom centre (P, 3), and size (P, 3)."""
         owner, offs, sizes = [], [], []
         for a, shape in enumerate(self.shape):
-            l, w, h = self.dims[a]
+            ln, w, h = self.dims[a]
             for fx, fy, fz, sl, sw, sh in PART_TABLE[shape]:
                 owner.append(a)
-                offs.append((fx * l, fy * w, fz * h))
-                sizes.append((sl * l, sw * w, sh * h))
+                offs.append((fx * ln, fy * w, fz * h))
+                sizes.append((sl * ln, sw * w, sh * h))
         return (np.asarray(owner, dtype=np.int64), np.asarray(offs, dtype=np.float64).reshape(-1, 3),
                 np.asarray(sizes, dtype=np.float64).reshape(-1, 3))
 

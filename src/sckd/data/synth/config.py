@@ -218,7 +218,7 @@ class LidarConfig:
     beams: int = 64
     elevation_deg: list[float] = field(default_factory=lambda: [-24.8, 2.0])
     azimuth_half_fov_deg: float = 70.0
-    azimuth_step_deg: float = 0.25
+    azimuth_step_deg: float = 0.3
     max_range: float = 90.0
     min_range: float = 1.5
     range_noise: float = 0.02
@@ -250,23 +250,27 @@ class RadarConfig:
     max_range: float = 70.0
     min_range: float = 1.0
     hits_exponent: float = 0.5
+    penetration: float = 0.5
+    """Weight of a road user's hidden surface (behind another object) relative to a visible
+    one: multipath under and around vehicles lets a radar see partly occluded road users."""
+    penetration_rcs_drop_db: float = 6.0
     ground_rcs: list[float] = field(default_factory=lambda: [-18.0, 5.0])
     """Ground returns: RCS mean and std (dBsm)."""
-    ground_density: float = 0.15
+    ground_density: float = 0.4
     snr_offset_db: float = 75.0
     """SNR(dB) = RCS(dBsm) - 40 log10(range / 1 m) + snr_offset_db."""
     snr_threshold_db: float = 10.0
     snr_softness_db: float = 2.5
     """Detection probability = sigmoid((SNR - threshold) / softness)."""
     range_noise: float = 0.1
-    azimuth_noise_deg: float = 0.6
-    elevation_noise_deg: float = 2.5
-    noise_snr_ref_db: float = 25.0
+    azimuth_noise_deg: float = 0.5
+    elevation_noise_deg: float = 1.5
+    noise_snr_ref_db: float = 12.0
     """Angular noise grows as 10^((ref - SNR) / 20) below this SNR (capped at 3x)."""
     outlier_prob: float = 0.05
     outlier_scale: float = 4.0
     velocity_noise: float = 0.1
-    false_alarms: float = 12.0
+    false_alarms: float = 20.0
     """Mean number of false alarms per scan (uniform in the field of view)."""
     false_alarm_rcs: list[float] = field(default_factory=lambda: [-12.0, 5.0])
     false_alarm_velocity_std: float = 1.5

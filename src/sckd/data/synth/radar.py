@@ -101,28 +101,52 @@ def _ghosts(cfg: RadarConfig, rng: np.random.Generator, o: np.ndarray, R: np.nda
     return gp, np.concatenate(out_v), g_rcs
 
 
+GHOST, FALSE_ALARM = -2, -3
+"""Source codes of detections that come from no body (see ``scan_radar(return_source=True)``)."""
+
+
 def scan_radar(cfg: RadarConfig, grid: RayGrid, snap: Snapshot, bodies: Bodies, facades: np.ndarray,
-               rng: np.random.Generator) -> np.ndarray:
-    """One radar scan: (N, 6) float32 ``x, y, z, rcs, v_r, v_r_compensated`` in the radar frame."""
+               rng: np.random.Generator, return_source: bool = False):
+    """One radar scan: (N, 6) float32 ``x, y, z, rcs, v_r, v_r_compensated`` in the radar frame.
+
+    With ``return_source`` also (N,) int: the body each detection comes from, GHOST or
+    FALSE_ALARM (for checks and statistics).
+    """
     o, R = snap.pose[:3, 3], snap.pose[:3, :3]
     v_ego = snap.ego_velocity
     res = cast(o, R, grid, snap.centers, snap.sizes, snap.yaws, cfg.max_range)
-    valid = (res.box != MISS) & (res.t >= cfg.min_range)
-    rays = np.nonzero(valid)[0]
-    body = np.where(res.box[rays] == GROUND, bodies.ground, snap.box_body[np.maximum(res.box[rays], 0)])
-    order = np.argsort(body, kind="stable")
-    rays, body = rays[order], body[order]
     nb = len(bodies.rcs_mean)
-    counts = np.bincount(body, minlength=nb)
-    starts = np.cumsum(counts) - counts
-    n_cand = rng.poisson(bodies.radar_density * counts.astype(np.float64) ** cfg.hits_exponent)
-    n_cand[counts == 0] = 0
+    # Pool 1: surfaces seen directly (first hits, ground included).
+    rays = np.nonzero((res.box != MISS) & (res.t >= cfg.min_range))[0]
+    first_body = np.full(len(res.box), -1, dtype=np.int64)
+    first_body[rays] = np.where(res.box[rays] == GROUND, bodies.ground, snap.box_body[np.maximum(res.box[rays], 0)])
+    vis_ray, vis_t, vis_body = rays, res.t[rays], first_body[rays]
+    # Pool 2: road-user surfaces hidden behind something else, reached by multipath under and
+    # around vehicles (weighted by ``penetration``).
+    pb = snap.box_body[res.pair_box]
+    hidden = bodies.is_actor[pb] & (res.pair_t > res.t[res.pair_ray] + 1e-6) & (first_body[res.pair_ray] != pb) \
+        & (res.pair_t >= cfg.min_range)
+    occ_ray, occ_t, occ_body = res.pair_ray[hidden], res.pair_t[hidden], pb[hidden]
+    pools = []
+    for ray_p, t_p, body_p in ((vis_ray, vis_t, vis_body), (occ_ray, occ_t, occ_body)):
+        order = np.argsort(body_p, kind="stable")
+        count = np.bincount(body_p, minlength=nb)
+        pools.append((ray_p[order], t_p[order], count, np.cumsum(count) - count))
+    n_vis, n_occ = pools[0][2].astype(np.float64), cfg.penetration * pools[1][2]
+    n_eff = n_vis + n_occ
+    n_cand = rng.poisson(bodies.radar_density * n_eff ** cfg.hits_exponent)
     cb = np.repeat(np.arange(nb), n_cand)
-    ray = rays[starts[cb] + np.floor(rng.random(len(cb)) * counts[cb]).astype(np.int64)]
+    occluded = rng.random(len(cb)) * np.maximum(n_eff[cb], 1e-9) < n_occ[cb]
+    ray = np.zeros(len(cb), dtype=np.int64)
+    r = np.zeros(len(cb))
+    for k, (ray_p, t_p, count, start) in enumerate(pools):
+        sel = occluded if k else ~occluded
+        pick = start[cb[sel]] + np.floor(rng.random(int(sel.sum())) * count[cb[sel]]).astype(np.int64)
+        ray[sel], r[sel] = ray_p[pick], t_p[pick]
     u = grid.dirs[ray] @ R.T
-    r = res.t[ray]
     pos = o + u * r[:, None]
-    rcs = bodies.rcs_mean[cb] + rng.normal(0.0, 1.0, len(cb)) * bodies.rcs_std[cb]
+    rcs = bodies.rcs_mean[cb] + rng.normal(0.0, 1.0, len(cb)) * bodies.rcs_std[cb] \
+        - cfg.penetration_rcs_drop_db * occluded
     vel = snap.body_velocity[cb]
     v_los = (vel * u).sum(1)
     speed = np.linalg.norm(vel, axis=1)
@@ -133,19 +157,21 @@ def scan_radar(cfg: RadarConfig, grid: RayGrid, snap: Snapshot, bodies: Bodies, 
     snr, p = _p_detect(cfg, rcs, r)
     det = rng.random(len(cb)) < p
     pos, vel, vr, rcs, snr = pos[det], vel[det], vr[det], rcs[det], snr[det]
+    source = cb[det]
     gp, gv, g_rcs = _ghosts(cfg, rng, o, R, v_ego, pos, vel, vr, rcs, bodies.is_actor[cb[det]], facades)
     if len(gp):
         g_snr, g_p = _p_detect(cfg, g_rcs, np.linalg.norm(gp - o, axis=1))
         k = rng.random(len(gp)) < g_p
         pos, vr = np.concatenate([pos, gp[k]]), np.concatenate([vr, gv[k]])
         rcs, snr = np.concatenate([rcs, g_rcs[k]]), np.concatenate([snr, g_snr[k]])
+        source = np.concatenate([source, np.full(int(k.sum()), GHOST)])
     # Measurement noise in spherical radar coordinates.
     local = (pos - o) @ R
     n = len(local)
     r = np.linalg.norm(local, axis=1)
     az = np.arctan2(local[:, 1], local[:, 0])
     el = np.arcsin(np.clip(local[:, 2] / np.maximum(r, 1e-9), -1, 1))
-    f = np.clip(10.0 ** ((cfg.noise_snr_ref_db - snr) / 20.0), 0.5, 3.0)
+    f = np.clip(10.0 ** ((cfg.noise_snr_ref_db - snr) / 20.0), 0.7, 2.5)
     f = np.where(rng.random(n) < cfg.outlier_prob, f * cfg.outlier_scale, f)
     r = r + rng.normal(0.0, cfg.range_noise, n)
     az = az + rng.normal(0.0, 1.0, n) * np.radians(cfg.azimuth_noise_deg) * f
@@ -164,8 +190,10 @@ def scan_radar(cfg: RadarConfig, grid: RayGrid, snap: Snapshot, bodies: Bodies, 
     keep = (np.abs(az) <= math.radians(cfg.azimuth_half_fov_deg)) \
         & (np.abs(el) <= math.radians(cfg.elevation_half_fov_deg)) & (r >= cfg.min_range) & (r <= cfg.max_range)
     xyz = u_m * r[:, None]
-    out = np.concatenate([xyz, rcs[:, None], vr[:, None], v_comp[:, None]], 1)[keep]
-    return out.astype(np.float32)
+    out = np.concatenate([xyz, rcs[:, None], vr[:, None], v_comp[:, None]], 1)[keep].astype(np.float32)
+    if return_source:
+        return out, np.concatenate([source, np.full(m, FALSE_ALARM)])[keep]
+    return out
 
 
 def accumulate(scans: list[np.ndarray], poses: list[np.ndarray]) -> np.ndarray:

@@ -44,6 +44,12 @@ class CastResult:
     """(R,) |cos| of the angle between the ray and the hit surface's normal (0 on a miss)."""
     n_crossing: np.ndarray
     """(B,) number of rays that cross each box (hit first or not), for occlusion."""
+    pair_ray: np.ndarray
+    """(H,) every (ray, box) crossing within range: the ray index ..."""
+    pair_box: np.ndarray
+    """(H,) ... the box ..."""
+    pair_t: np.ndarray
+    """(H,) ... and the distance where the ray enters it."""
 
 
 def _windows(origin: np.ndarray, yaw: float, margin: float, grid: RayGrid, centers: np.ndarray,
@@ -93,6 +99,8 @@ def cast(origin: np.ndarray, R: np.ndarray, grid: RayGrid, centers: np.ndarray, 
     box = np.full(n_rays, MISS, dtype=np.int64)
     cos_inc = np.zeros(n_rays)
     n_cross = np.zeros(B, dtype=np.int64)
+    ray_h = b_h = np.zeros(0, dtype=np.int64)
+    t_h = np.zeros(0)
     if B:
         yaw = math.atan2(R[1, 0], R[0, 0])
         resid = R @ np.array([[math.cos(yaw), math.sin(yaw), 0], [-math.sin(yaw), math.cos(yaw), 0], [0, 0, 1]])
@@ -138,4 +146,5 @@ def cast(origin: np.ndarray, R: np.ndarray, grid: RayGrid, centers: np.ndarray, 
         t_best[g] = tg[g]
         box[g] = GROUND
         cos_inc[g] = -dz[g]
-    return CastResult(t=t_best, box=box, cos_incidence=cos_inc, n_crossing=n_cross)
+    return CastResult(t=t_best, box=box, cos_incidence=cos_inc, n_crossing=n_cross, pair_ray=ray_h,
+                      pair_box=b_h, pair_t=t_h)

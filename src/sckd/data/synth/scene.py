@@ -14,7 +14,7 @@ import numpy as np
 from sckd.data.synth.actors import Actors, prune_conflicts
 from sckd.data.synth.config import SynthConfig
 from sckd.data.synth.ego import EgoTrajectory, make_ego
-from sckd.data.synth.rig import rot_z, world_from_radar
+from sckd.data.synth.rig import world_from_radar
 from sckd.data.synth.spawn import spawn_actors
 from sckd.data.synth.street import MATERIALS, StreetLayout, Structures, build_layout, build_structures
 
@@ -172,5 +172,3 @@ def boxes_to_radar(boxes_world: np.ndarray, pose: np.ndarray) -> np.ndarray:
     out[:, 6] = np.mod(boxes_world[:, 6] - yaw + np.pi, 2 * np.pi) - np.pi
     return out
 
-
-__all__ = ["Sequence", "Snapshot", "Bodies", "boxes_to_radar", "rot_z"]

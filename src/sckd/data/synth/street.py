@@ -110,8 +110,8 @@ def build_structures(cfg: StreetConfig, lay: StreetLayout, rng: np.random.Genera
     lo, hi = lay.x_lo, lay.x_hi
 
     def add(x: float, d: float, sign: float, z0: float, size: tuple[float, float, float], mat: str) -> None:
-        l, w, h = size
-        boxes.append([x, sign * d, z0 + h / 2, l, w, h, 0.0])
+        ln, w, h = size
+        boxes.append([x, sign * d, z0 + h / 2, ln, w, h, 0.0])
         mats.append(MATERIALS.index(mat))
 
     for side in range(2):

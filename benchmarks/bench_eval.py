@@ -1,0 +1,70 @@
+"""Time sckd's VoD metric on a 1296-frame prediction set (the size of VoD val).
+
+    python benchmarks/bench_eval.py [--frames 1296] [--official /path/to/view-of-delft-dataset]
+
+Builds a synthetic VoD-layout split (GT with jittered / dropped / duplicated / renamed
+predictions and false positives, see ``eval_sets.py``), then times ``evaluate_folder`` (reading
+every label and prediction file included) in a fresh process state ("first call": numba
+kernels loaded from the on-disk cache, or compiled when there is none) and again ("repeat").
+With ``--official`` the official tool runs on the same files and the ratio is printed
+(its first call includes numba compilation, which it cannot cache). Target: < 10 s on 2 cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("NUMBA_NUM_THREADS", "2")
+os.environ.setdefault("OMP_NUM_THREADS", "2")
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from eval_sets import make_eval_set  # noqa: E402
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--frames", type=int, default=1296)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--official", type=Path, help="checkout of view-of-delft-dataset to time beside ours")
+    args = ap.parse_args()
+
+    with tempfile.TemporaryDirectory() as tmp:
+        t = time.perf_counter()
+        s = make_eval_set(tmp, args.frames, args.seed, "jitter", vod_root=True)
+        n_gt = sum(len(p.read_text().splitlines()) for p in s.gt_dir.glob("*.txt"))
+        n_dt = sum(len(p.read_text().splitlines()) for p in s.pred_dir.glob("*.txt"))
+        print(f"built {args.frames} frames ({n_gt} GT objects, {n_dt} detections) in {time.perf_counter() - t:.1f} s")
+
+        t = time.perf_counter()
+        from sckd.data.layout import load_dataset_config
+        from sckd.eval import EvalConfig, evaluate_folder
+
+        t_import = time.perf_counter() - t
+        dcfg = load_dataset_config("vod", root=tmp)
+        times = []
+        for _ in range(2):
+            t = time.perf_counter()
+            res = evaluate_folder(dcfg, "val", s.pred_dir, EvalConfig())
+            times.append(time.perf_counter() - t)
+        print(res.format_table())
+        print(f"sckd: import {t_import:.2f} s, first call {times[0]:.2f} s, repeat {times[1]:.2f} s")
+
+        if args.official:
+            from compare_official import compare, load_official, run_official
+
+            evaluation_cls = load_official(args.official.resolve())
+            res_off, t_off1 = run_official(evaluation_cls, s.gt_dir, s.pred_dir)
+            _, t_off2 = run_official(evaluation_cls, s.gt_dir, s.pred_dir)
+            diff = max(compare(res_off, res.to_official_json()).values())
+            print(f"official: first call {t_off1:.2f} s, repeat {t_off2:.2f} s; max |AP difference| {diff:.2e}")
+            print(f"speed-up: first call x{t_off1 / times[0]:.1f}, repeat x{t_off2 / times[1]:.1f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

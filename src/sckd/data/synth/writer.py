@@ -1,0 +1,113 @@
+"""Writing a synthetic world as a View-of-Delft tree.
+
+    OUT/lidar/ImageSets/<split>.txt
+    OUT/lidar/training/{velodyne,calib,label_2,pose}/<id>.{bin,txt,json}
+    OUT/radar/training/{velodyne,calib}          single radar scan
+    OUT/radar_5frames/training/{velodyne,calib}  accumulated scans
+    OUT/radar*/ImageSets, OUT/radar*/training/{label_2,pose} -> relative symlinks into lidar/
+
+Radar ``.bin``: float32 N x 7 ``x y z rcs v_r v_r_compensated time`` (radar frame); LiDAR
+``.bin``: float32 N x 4 ``x y z reflectance`` (LiDAR frame). Calib files hold the real VoD P2
+and radar -> camera (radar trees) or lidar -> camera (LiDAR tree). No camera images.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+
+from sckd.data.calib import write_calib
+from sckd.data.labels import write_kitti_labels
+from sckd.data.synth.rig import Rig
+from sckd.data.synth.simulate import FrameData
+from sckd.errors import SckdError
+
+RADAR_TREES = ("radar", "radar_5frames")
+MANIFEST = "synth_config.yaml"
+"""Written last; marks a folder as a synthetic world that may be overwritten."""
+
+README = """Synthetic 4D-radar + LiDAR world written by `sckd synth` (View-of-Delft layout).
+
+lidar/          training/velodyne  float32 N x 4: x y z reflectance(1..255), LiDAR frame
+                training/calib     P2, R0_rect, Tr_velo_to_cam = lidar -> camera
+                training/label_2   camera-frame labels, 16 fields (score = 1); truncated = moving flag
+                training/pose      odomToCamera / mapToCamera / UTMToCamera (row-major 4x4)
+                ImageSets          {splits}
+radar/          training/velodyne  float32 N x 7: x y z rcs v_r v_r_compensated time, one scan
+radar_5frames/  training/velodyne  the same with {scans} scans moved into the newest frame (time 0, -1, ...)
+                training/calib     Tr_velo_to_cam = radar -> camera (real VoD values)
+In the radar trees label_2, pose and ImageSets are symlinks into lidar/. Frames of the
+unlabeled split{unlabeled} have no label file. There are no camera images (image_2 is not written).
+Regenerate: sckd synth OUT --frames {frames} --seed {seed} (config: {manifest}).
+"""
+
+
+def _is_synth_world(out: Path) -> bool:
+    return (out / MANIFEST).is_file()
+
+
+def prepare_tree(out: Path, write_pose: bool) -> None:
+    """Create the folders and symlinks; an existing synthetic world there is replaced."""
+    if out.exists() and not out.is_dir():
+        raise SckdError(f"{out}: exists and is not a folder")
+    if out.is_dir() and any(out.iterdir()):
+        if not _is_synth_world(out):
+            raise SckdError(f"{out}: folder is not empty and is not a synthetic world "
+                            f"(no {MANIFEST}); choose an empty or new folder")
+        for name in ("lidar", *RADAR_TREES, "README.txt", MANIFEST):
+            p = out / name
+            if p.is_symlink() or p.is_file():
+                p.unlink()
+            elif p.is_dir():
+                shutil.rmtree(p)
+    sub = ["velodyne", "calib", "label_2"] + (["pose"] if write_pose else [])
+    try:
+        for s in sub:
+            (out / "lidar" / "training" / s).mkdir(parents=True, exist_ok=True)
+        (out / "lidar" / "ImageSets").mkdir(parents=True, exist_ok=True)
+        for tree in RADAR_TREES:
+            for s in ("velodyne", "calib"):
+                (out / tree / "training" / s).mkdir(parents=True, exist_ok=True)
+            os.symlink(os.path.join("..", "lidar", "ImageSets"), out / tree / "ImageSets")
+            for s in ["label_2"] + (["pose"] if write_pose else []):
+                os.symlink(os.path.join("..", "..", "lidar", "training", s), out / tree / "training" / s)
+    except OSError as e:
+        raise SckdError(f"{out}: cannot create the dataset tree ({e.strerror})") from None
+
+
+def _pose_json(rig: Rig, world_from_radar: np.ndarray) -> str:
+    odom_to_cam = rig.cam_from_radar @ np.linalg.inv(world_from_radar)
+    flat = [float(v) for v in odom_to_cam.reshape(-1)]
+    return json.dumps({"odomToCamera": flat, "mapToCamera": flat, "UTMToCamera": flat}) + "\n"
+
+
+def write_frame(out: Path, fid: str, frame: FrameData, rig: Rig, labeled: bool, write_pose: bool) -> None:
+    """All files of one frame."""
+    lid = out / "lidar" / "training"
+    np.ascontiguousarray(frame.lidar, dtype=np.float32).tofile(lid / "velodyne" / f"{fid}.bin")
+    write_calib(lid / "calib" / f"{fid}.txt", rig.P2, np.eye(4), rig.cam_from_lidar)
+    for tree, pts in zip(RADAR_TREES, (frame.radar, frame.radar_accumulated)):
+        tr = out / tree / "training"
+        np.ascontiguousarray(pts, dtype=np.float32).tofile(tr / "velodyne" / f"{fid}.bin")
+        write_calib(tr / "calib" / f"{fid}.txt", rig.P2, np.eye(4), rig.cam_from_radar)
+    if labeled:
+        write_kitti_labels(lid / "label_2" / f"{fid}.txt", frame.names, frame.boxes, rig.calib(), rig.image_size,
+                           scores=np.ones(len(frame.names)), truncated=frame.moving, occluded=frame.occluded)
+    if write_pose:
+        (lid / "pose" / f"{fid}.json").write_text(_pose_json(rig, frame.pose))
+
+
+def write_index(out: Path, splits: dict[str, list[str]], unlabeled: list[str], manifest: str, frames: int,
+                seed: int, scans: int) -> None:
+    """ImageSets, README and (last) the manifest with the resolved config."""
+    for name, ids in splits.items():
+        (out / "lidar" / "ImageSets" / f"{name}.txt").write_text("".join(f"{i}\n" for i in ids))
+    names = ", ".join(f"{k}.txt ({len(v)} frames)" for k, v in splits.items())
+    unl = f" ({', '.join(unlabeled)})" if unlabeled else ""
+    (out / "README.txt").write_text(README.format(splits=names, scans=scans, unlabeled=unl, frames=frames,
+                                                  seed=seed, manifest=MANIFEST))
+    (out / MANIFEST).write_text(manifest)

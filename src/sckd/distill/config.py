@@ -1,0 +1,80 @@
+"""The ``distill:`` section of an experiment: the frozen teacher and the student's losses.
+
+Total loss (method.md section 3)::
+
+    L = lrfd.weight * L_LRFD + frfd.weight * L_FRFD + ssod.weight * L_SSOD [+ gt.weight * L_GT]
+
+Defaults are the paper's final model: SSOD + FRFD (dual adapters) + LRFD, alpha = beta = 3e-4
+with the MSE summed over C x H x W per sample, sigma = 0.1, no ground truth. Values the paper
+leaves open are marked [inferred] and are options here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from sckd.errors import SckdError
+
+
+@dataclass
+class TeacherConfig:
+    checkpoint: str = ""
+    """The teacher's checkpoint (a detector checkpoint written by ``sckd train``)."""
+    config: str | None = None
+    """The teacher's experiment config (path or name under configs/); null: the config stored
+    in the checkpoint (what the teacher was really trained with)."""
+
+
+@dataclass
+class FeatureLossConfig:
+    enabled: bool = True
+    weight: float = 3.0e-4
+
+
+@dataclass
+class FrfdConfig(FeatureLossConfig):
+    mode: Literal["dual", "single"] = "dual"
+    """``dual``: one adapter per teacher branch, concatenated (FRFD); ``single``: one adapter
+    C -> 2C (the paper's weaker FRFD*)."""
+
+
+@dataclass
+class SsodConfig:
+    enabled: bool = True
+    sigma: float = 0.1
+    """Teacher boxes (post-NMS) with score > sigma become pseudo-labels."""
+    weight: float = 1.0
+
+
+@dataclass
+class GtConfig:
+    enabled: bool = False
+    """Add the usual detection loss on ground truth (frames with labels only): the ablation
+    rows with GT. Needs labels in the pool (they are read only when this is on)."""
+    weight: float = 1.0
+
+
+@dataclass
+class DistillConfig:
+    teacher: TeacherConfig = field(default_factory=TeacherConfig)
+    adapter_kernel: int = 1
+    """Kernel of the single-conv adapters (1 or 3) [inferred: 1]."""
+    reduction: Literal["sum_per_sample", "mean"] = "sum_per_sample"
+    """Feature MSE: sum over C x H x W divided by the batch size [inferred], or the plain mean."""
+    lrfd: FeatureLossConfig = field(default_factory=FeatureLossConfig)
+    frfd: FrfdConfig = field(default_factory=FrfdConfig)
+    ssod: SsodConfig = field(default_factory=SsodConfig)
+    gt: GtConfig = field(default_factory=GtConfig)
+
+    def validate(self, path: str) -> None:
+        p = path or "distill"
+        if self.adapter_kernel not in (1, 3):
+            raise SckdError(f"config key '{p}.adapter_kernel': must be 1 or 3, got {self.adapter_kernel}")
+        if not 0.0 <= self.ssod.sigma < 1.0:
+            raise SckdError(f"config key '{p}.ssod.sigma': must be in [0, 1), got {self.ssod.sigma}")
+        for key in ("lrfd", "frfd", "ssod", "gt"):
+            if getattr(self, key).weight < 0:
+                raise SckdError(f"config key '{p}.{key}.weight': must be >= 0")
+        if not any(getattr(self, k).enabled for k in ("lrfd", "frfd", "ssod", "gt")):
+            raise SckdError(f"config key '{p}': every loss term is disabled (enable lrfd, frfd, ssod or gt)")

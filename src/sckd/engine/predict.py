@@ -1,0 +1,88 @@
+"""Run a trained checkpoint over a split and write KITTI-format prediction files.
+
+The checkpoint carries its resolved experiment config, so only the data location is needed:
+the model is rebuilt from the stored ``model`` section, checked against the checkpoint's
+signature and loaded strictly. One file per frame (empty when nothing was detected), lines
+``Class -1 -1 alpha x1 y1 x2 y2 h w l x y z rotation_y score`` in the camera frame.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from sckd.config import apply_overrides, from_dict, load_yaml_tree
+from sckd.data.config import DatasetConfig
+from sckd.data.dataset import RadarDataset, collate
+from sckd.engine import checkpoint as ck
+from sckd.engine.distributed import DistEnv, resolve_device
+from sckd.engine.experiment import ExperimentConfig, experiment_from_dict, model_yaml
+from sckd.engine.run import build_model
+from sckd.engine.validation import run_predictions
+from sckd.errors import SckdError
+from sckd.eval.predictions import write_predictions
+
+log = logging.getLogger("sckd")
+
+
+@dataclass
+class PredictSummary:
+    frames: int
+    detections: int
+    out_dir: Path
+
+
+def experiment_for_checkpoint(ckpt: dict, path: Path, data: str | None = None,
+                              overrides: list[str] | None = None) -> ExperimentConfig:
+    """The checkpoint's config with ``--set`` overrides and the dataset from ``data`` (a dataset
+    root folder, or a YAML file with a ``dataset:`` section)."""
+    try:
+        raw = yaml.safe_load(ckpt.get("config") or "")
+    except yaml.YAMLError:
+        raw = None
+    if not isinstance(raw, dict):
+        raise SckdError(f"{path}: checkpoint holds no experiment config")
+    raw = apply_overrides(raw, overrides or [])
+    exp = experiment_from_dict(raw)
+    if data:
+        p = Path(data).expanduser()
+        if p.is_dir():
+            exp.dataset.root = str(p.resolve())
+        elif p.is_file():
+            tree = load_yaml_tree(p)
+            if "dataset" not in tree:
+                raise SckdError(f"{p}: config key 'dataset' is missing")
+            exp.dataset = from_dict(DatasetConfig, tree["dataset"], "dataset")
+            if not exp.dataset.root:
+                raise SckdError(f"{p}: config key 'dataset.root' is empty")
+        else:
+            raise SckdError(f"{p}: --data is neither a dataset folder nor a config file")
+    if not exp.dataset.root:
+        raise SckdError(f"{path}: the stored config has no dataset.root; pass --data ROOT")
+    return exp
+
+
+def predict_checkpoint(path: str | Path, out_dir: str | Path, *, data: str | None = None,
+                       split: str = "val", overrides: list[str] | None = None, device: str = "auto",
+                       batch_size: int | None = None, workers: int | None = None) -> PredictSummary:
+    path = Path(path)
+    ckpt = ck.load_checkpoint(path)
+    exp = experiment_for_checkpoint(ckpt, path, data, overrides)
+    model = build_model(exp)
+    ck.check_signature(ckpt, ck.model_signature(model, model_yaml(exp)), path)
+    model.load_state_dict(ckpt["model"])
+    env = DistEnv(device=resolve_device(device))
+    model.to(env.device)
+    dataset = RadarDataset(exp.dataset, split, with_lidar=exp.needs_lidar, labeled=False)
+    ids, dets = run_predictions(model, dataset, collate, env=env,
+                                batch_size=batch_size or exp.train.batch_size,
+                                workers=exp.train.workers if workers is None else workers)
+    out = Path(out_dir).expanduser()
+    write_predictions(out, ids, dets, [dataset.read_calib(f) for f in ids], exp.dataset.classes,
+                      exp.dataset.image_size)
+    total = sum(len(d) for d in dets)
+    log.info("wrote %d prediction files (%d detections) to %s", len(ids), total, out)
+    return PredictSummary(len(ids), total, out)
