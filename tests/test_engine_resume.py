@@ -72,7 +72,6 @@ def test_interrupted_and_resumed_run_ends_with_identical_weights(tmp_path, worke
     for pid in o1["state"]:
         _assert_same_state(o1["state"][pid], o2["state"][pid])
     assert o1["param_groups"][0]["lr"] == o2["param_groups"][0]["lr"]
-    # And the control: without restoring, a mid-run start would not match.
     assert ck.load_checkpoint(tmp_path / "run" / "checkpoints" / "final.pt")["step"] == 9
 
 
@@ -82,7 +81,6 @@ def test_resume_without_rng_restore_would_differ(tmp_path):
     ref = _trainer(tmp_path / "ref", cfg)
     ref.fit()
     other = _trainer(tmp_path / "o", cfg)
-    ck_path = None
     crashed = _trainer(tmp_path / "run", cfg, crash_at=6)
     with pytest.raises(Crash):
         crashed.fit()
@@ -132,3 +130,32 @@ def test_resume_refuses_other_models_and_other_batching(tmp_path):
     tr = _trainer(tmp_path / "c", _cfg(epochs=1, batch_size=2))
     with pytest.raises(SckdError, match=r"steps per epoch"):
         tr.resume(path)
+
+
+def test_failed_validation_keeps_the_epoch_and_resume_reruns_it(tmp_path):
+    cfg = _cfg(epochs=2, val_every=1, best_metric="neg_center_err", ckpt_unit="epoch")
+    ref = _trainer(tmp_path / "ref", cfg, validate=True)
+    ref.fit()
+    tr = _trainer(tmp_path / "run", cfg, validate=True)
+    real = tr.validator
+    calls = []
+
+    def flaky(model):
+        calls.append(1)
+        if len(calls) == 2:
+            raise RuntimeError("metric crashed")
+        return real(model)
+
+    tr.validator = flaky
+    with pytest.raises(RuntimeError, match="metric crashed"):
+        tr.fit()
+    latest = ck.latest_checkpoint(tmp_path / "run" / "checkpoints")
+    saved = ck.load_checkpoint(latest)
+    # end of epoch 2, before it closed: the resume validates it again
+    assert (saved["epoch"], saved["step"], saved["step_in_epoch"]) == (1, 6, 3)
+    again = _trainer(tmp_path / "run", cfg, validate=True)
+    again.resume(latest)
+    res = again.fit()
+    assert res.state.epoch == 2 and res.state.last_metrics == ref.state.last_metrics
+    assert res.state.best_value == ref.state.best_value
+    _assert_same_state(ref.model.state_dict(), again.model.state_dict())

@@ -255,11 +255,11 @@ def test_overfit_one_frame_detects_the_car():
     first = None
     for _ in range(40):
         loss = det.training_step(batch)["loss"]
-        first = first if first is not None else float(loss)
+        first = first if first is not None else loss.item()
         opt.zero_grad()
         loss.backward()
         opt.step()
-    assert float(loss) < 0.3 * first
+    assert loss.item() < 0.3 * first
     det.train()  # BN batch statistics: one frame gives no useful running stats yet
     with torch.no_grad():
         dets = det.postprocess(det.head_forward(det.encode(batch)))[0]
@@ -287,12 +287,13 @@ def test_two_branch_concat_fusion_reads_both_clouds():
 
 
 @pytest.mark.parametrize("key,value,match", [
-    (("encoders", "radar", "point_features"), ["x", "y", "z", "power"], "model.encoders.radar.point_features"),
+    (("encoders", "radar", "point_features"), ["x", "y", "z", "rcs", "v_r", "v_r_comp", "power"],
+     "model.encoders.radar.point_features"),
     (("encoders", "radar", "voxel_size"), [0.32, 0.32, 1.0], "model.encoders.radar.voxel_size"),
     (("encoders", "radar", "normalize"), {"doppler": [0, 1]}, "model.encoders.radar.normalize.doppler"),
     (("head", "anchors"), [{"class_name": "Car", "size": [3.9, 1.6, 1.56], "bottom_z": -1.78,
                             "matched_threshold": 0.6, "unmatched_threshold": 0.45}], "model.head.anchors"),
-    (("fusion", "type"), "concat", "model.fusion.type"),
+    (("fusion", "type"), "adaptive_typo", "model.fusion.type"),
     (("backbone_2d", "upsample_strides"), [1, 2], "model.backbone_2d.upsample_strides"),
 ])
 def test_config_errors_name_the_key(key, value, match):
@@ -317,3 +318,19 @@ def test_anchor_grid_centres_and_z():
     assert cls[:6].tolist() == [0, 0, 1, 1, 2, 2]
     torch.testing.assert_close(a[0, 0, :2, 6], torch.tensor([0.0, 1.5707963]))
     assert box_corners(anchors[:1]).shape == (1, 8, 3)
+
+
+@pytest.mark.parametrize("name", ["synth/pointpillars_radar", "synth/second_radar"])
+@pytest.mark.parametrize("n_points", [0, 1])
+def test_empty_and_single_point_frames_train_and_predict(name, n_points):
+    mcfg, ds = load(name)
+    det = build_detector(mcfg, ds).train()
+    radar = torch.zeros(n_points, 1 + len(ds.radar.features))
+    radar[:, 1:4] = torch.tensor([10.0, 0.0, 0.0])
+    batch = Batch(["0"], radar, None, [torch.zeros(0, 7)], [torch.zeros(0, dtype=torch.long)],
+                  torch.ones(1, dtype=torch.bool))
+    losses = det.training_step(batch)
+    assert torch.isfinite(losses["loss"]) and losses["loss_box"] == 0 and losses["loss_dir"] == 0
+    losses["loss"].backward()
+    preds = det.predict(batch)
+    assert len(preds) == 1 and preds[0].boxes.shape[1] == 7

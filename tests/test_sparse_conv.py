@@ -4,6 +4,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from sckd.ops import sparse_conv
+
 from sckd.ops.rulebook import conv_output_shape, linear_keys, subm_rulebook
 from sckd.ops.sparse_conv import SparseConv3d, SparseSequential, SparseTensor, SubMConv3d
 
@@ -29,8 +31,15 @@ def active_mask(idx, batch, shape):
     return m
 
 
+@pytest.fixture(params=["gemm", "scatter"])
+def path(request, monkeypatch):
+    """Run a test through each execution path (single GEMM / per-offset gather-scatter)."""
+    monkeypatch.setattr(sparse_conv, "GEMM_MAX_ELEMENTS", 1 << 40 if request.param == "gemm" else -1)
+    return request.param
+
+
 @pytest.mark.parametrize("kernel", [3, (3, 1, 1), 1])
-def test_subm_matches_dense_output_and_grads(kernel):
+def test_subm_matches_dense_output_and_grads(kernel, path):
     torch.manual_seed(0)
     batch, shape = 2, (5, 7, 6)
     idx, feats = random_sparse(batch, shape, 60, 3, seed=1)
@@ -61,7 +70,7 @@ def test_subm_matches_dense_output_and_grads(kernel):
     (2, 2, 0),                  # even kernel
     (3, 1, 1),                  # stride 1 regular sparse conv (output dilates)
 ])
-def test_strided_matches_dense_output_and_grads(kernel, stride, padding):
+def test_strided_matches_dense_output_and_grads(kernel, stride, padding, path):
     torch.manual_seed(0)
     batch, shape = 2, (7, 9, 8)
     idx, feats = random_sparse(batch, shape, 80, 3, seed=2)
@@ -93,7 +102,7 @@ def test_strided_matches_dense_output_and_grads(kernel, stride, padding):
     torch.testing.assert_close(conv.bias.grad, b_de.grad)
 
 
-def test_gradcheck_subm_and_strided():
+def test_gradcheck_subm_and_strided(path):
     idx, feats = random_sparse(1, (4, 5, 5), 20, 2, seed=3)
     feats.requires_grad_(True)
     subm = SubMConv3d(2, 3, 3).double()
@@ -132,7 +141,7 @@ def test_shared_rulebook_and_dense_roundtrip():
     assert linear_keys(idx, (4, 6, 6)).unique().numel() == len(idx)
 
 
-def test_empty_input():
+def test_empty_input(path):
     idx = torch.zeros(0, 4, dtype=torch.long)
     x = SparseTensor(torch.zeros(0, 2), idx, (4, 4, 4), 1)
     assert SubMConv3d(2, 3)(x).features.shape == (0, 3)

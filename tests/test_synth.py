@@ -82,6 +82,38 @@ def test_layout_matches_vod(world):
     assert lines and all(len(line.split()) == 16 for line in lines)
 
 
+def _odom_to_cam(path: Path) -> np.ndarray:
+    """VoD pose file: one JSON object per line; the odomToCamera one as 4x4."""
+    import json
+
+    for line in path.read_text().splitlines():
+        d = json.loads(line)
+        if "odomToCamera" in d:
+            return np.asarray(d["odomToCamera"], dtype=np.float64).reshape(4, 4)
+    raise AssertionError(f"{path}: no odomToCamera")
+
+
+def test_accumulated_scans_follow_the_written_poses(world):
+    """radar_5frames[j] at time -1 is the single scan of frame j-1 moved by the ego motion
+    that the pose files describe."""
+    out, cfg, _ = world
+    rig = make_rig(cfg.calib)
+    cam_from_radar = rig.cam_from_radar
+    moved_any = False
+    for j in (1, 2, 4, 5, 7, 8):
+        prev = np.fromfile(out / f"radar/training/velodyne/{j - 1:05d}.bin", dtype=np.float32).reshape(-1, 7)
+        acc = np.fromfile(out / f"radar_5frames/training/velodyne/{j:05d}.bin", dtype=np.float32).reshape(-1, 7)
+        older = acc[acc[:, 6] == -1]
+        T = np.linalg.inv(cam_from_radar) @ _odom_to_cam(out / f"lidar/training/pose/{j:05d}.json") \
+            @ np.linalg.inv(_odom_to_cam(out / f"lidar/training/pose/{j - 1:05d}.json")) @ cam_from_radar
+        moved = prev[:, :3].astype(np.float64) @ T[:3, :3].T + T[:3, 3]
+        assert len(older) == len(prev)
+        np.testing.assert_allclose(older[:, :3], moved, atol=1e-3)
+        np.testing.assert_array_equal(older[:, 3:6], prev[:, 3:6])
+        moved_any |= bool(np.abs(T[:3, 3]).max() > 0.1)
+    assert moved_any  # some sequence has a moving ego, so the check is not trivial
+
+
 def test_splits_never_share_a_sequence(world):
     out, cfg, report = world
     L = cfg.sequence.frames_per_sequence

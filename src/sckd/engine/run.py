@@ -125,7 +125,7 @@ def train_experiment(exp: ExperimentConfig, *, run_dir: Path, env: DistEnv, resu
         if env.is_main:
             best = (f"best {cfg.best_metric} {result.state.best_value:.4f} (epoch {result.state.best_epoch})"
                     if result.state.best_value is not None else "no validation yet")
-            log.info("done: step %d, epoch %d, %.1f frames/s, %s", result.state.step,
+            log.info("done: step %d, %d epoch(s) complete, %.1f frames/s, %s", result.state.step,
                      result.state.epoch, result.frames_per_s, best)
         return result
     finally:

@@ -209,11 +209,22 @@ class Trainer:
 
     def _end_of_epoch(self, monitor: Monitor) -> None:
         s, cfg = self.state, self.cfg
+        metrics = None
+        if self._validate_due(s.epoch + 1):
+            t0 = time.perf_counter()
+            try:
+                metrics = self.validator(self.model)  # type: ignore[misc]
+            except Exception:
+                # Keep the epoch's training: a checkpoint from before the epoch closes, so a
+                # resume re-runs this validation. (Under DDP the other ranks may be inside a
+                # collective; torchrun tears the group down instead.)
+                if not self.env.distributed:
+                    self.save()
+                    log.error("validation failed; training state saved at step %d", s.step)
+                raise
         s.epoch += 1
         s.step_in_epoch = 0
-        if self._validate_due(s.epoch):
-            t0 = time.perf_counter()
-            metrics = self.validator(self.model)  # type: ignore[misc]
+        if metrics is not None:
             s.last_metrics = dict(metrics)
             monitor.scalars("val", metrics, s.step)
             value = metrics.get(cfg.best_metric)

@@ -95,10 +95,7 @@ def _frame_stats(ov, base, ng, nd, gt0, dt0, ig, idt, scores, gt_alpha, dt_alpha
 
 
 @numba.njit(cache=True)
-def sample_thresholds(scores, num_gt):
-    """KITTI's score thresholds: descending scores kept where they best approach the next
-    1/40 step of recall (the last score is always kept)."""
-    s = np.sort(scores)[::-1]
+def _sample_sorted(s, num_gt):
     out = np.empty(s.shape[0])
     n = 0
     current = 0.0
@@ -114,10 +111,17 @@ def sample_thresholds(scores, num_gt):
     return out[:n]
 
 
+def sample_thresholds(scores: np.ndarray, num_gt: int) -> np.ndarray:
+    """KITTI's score thresholds: descending TP scores kept where they best approach the next
+    1/40 step of recall (the last score is always kept)."""
+    s = np.ascontiguousarray(np.sort(np.asarray(scores, np.float64))[::-1])
+    return _sample_sorted(s, int(num_gt)) if len(s) else np.zeros(0)
+
+
 @numba.njit(cache=True)
-def precision_curve(ov, ov_off, gt_off, dt_off, ig, idt, scores, gt_alpha, dt_alpha, dt_bbox,
-                    dc_bbox, dc_off, min_overlap, compute_aos, num_valid_gt):
-    """(precision (41,), orientation similarity (41,)) over all frames for one class."""
+def _tp_scores(ov, ov_off, gt_off, dt_off, ig, idt, scores, gt_alpha, dt_alpha, dt_bbox, dc_bbox,
+               dc_off, min_overlap):
+    """Pass 1: scores of the true positives when each GT takes its highest-scoring match."""
     n_frames = gt_off.shape[0] - 1
     max_dt = 1
     for f in range(n_frames):
@@ -131,11 +135,32 @@ def precision_curve(ov, ov_off, gt_off, dt_off, ig, idt, scores, gt_alpha, dt_al
                          dt_alpha, dt_bbox, dc_bbox, dc_off[f], 0, min_overlap, 0.0, False, False,
                          assigned, found[n_found:])
         n_found += r[4]
+    return found[:n_found]
+
+
+def precision_curve(ov, ov_off, gt_off, dt_off, ig, idt, scores, gt_alpha, dt_alpha, dt_bbox,
+                    dc_bbox, dc_off, min_overlap, compute_aos, num_valid_gt):
+    """(precision (41,), orientation similarity (41,)) over all frames for one class."""
+    args = (ov, ov_off, gt_off, dt_off, ig, idt, scores, gt_alpha, dt_alpha, dt_bbox, dc_bbox, dc_off,
+            float(min_overlap))
+    found = _tp_scores(*args)
+    if len(found) == 0:
+        return np.zeros(N_SAMPLE_PTS), np.zeros(N_SAMPLE_PTS)
+    return _pr_curve(*args, sample_thresholds(found, num_valid_gt), bool(compute_aos))
+
+
+@numba.njit(cache=True)
+def _pr_curve(ov, ov_off, gt_off, dt_off, ig, idt, scores, gt_alpha, dt_alpha, dt_bbox, dc_bbox,
+              dc_off, min_overlap, thresholds, compute_aos):
+    """Pass 2 at every sampled threshold -> non-increasing precision and AOS curves."""
+    n_frames = gt_off.shape[0] - 1
+    max_dt = 1
+    for f in range(n_frames):
+        max_dt = max(max_dt, dt_off[f + 1] - dt_off[f])
+    assigned = np.zeros(max_dt, dtype=np.bool_)
+    found = np.empty(max(1, ig.shape[0]))
     prec = np.zeros(N_SAMPLE_PTS)
     aos = np.zeros(N_SAMPLE_PTS)
-    if n_found == 0:
-        return prec, aos
-    thresholds = sample_thresholds(found[:n_found], num_valid_gt)
     n_t = min(thresholds.shape[0], N_SAMPLE_PTS)
     pr = np.zeros((n_t, 4))
     for f in range(n_frames):

@@ -18,8 +18,8 @@ def format_table(result: EvalResult, r40: bool = False) -> str:
     group_w = 8 * len(cols)
     label_w = 14
     lines = []
-    head1 = " " * label_w + "".join(f"| {region_title(r):<{group_w - 1}}" for r in result.regions)
-    head2 = " " * label_w + "".join("| " + "".join(f"{c:>7} " for c in cols)[:-1] for _ in result.regions)
+    head1 = " " * label_w + "".join(f" | {region_title(r):<{group_w - 1}}" for r in result.regions)
+    head2 = " " * label_w + "".join(" | " + " ".join(f"{c:>7}" for c in cols) for _ in result.regions)
     lines += [head1.rstrip(), head2.rstrip(), "-" * len(head2)]
     for suffix, use40 in (("R11", False), ("R40", True)) if r40 else (("R11", False),):
         for kind, name in _ROWS:
@@ -27,7 +27,7 @@ def format_table(result: EvalResult, r40: bool = False) -> str:
             for region in result.regions:
                 vals = [result.ap(region, c, kind, use40) for c in classes]
                 vals.append(result.mean_ap(region, kind, use40))
-                cells.append("| " + " ".join(f"{v:7.2f}" for v in vals))
+                cells.append(" | " + " ".join(f"{v:7.2f}" for v in vals))
             lines.append(f"{name + ' ' + suffix:<{label_w}}" + "".join(cells))
     notes = [f"{result.num_frames} frames, {result.num_detections} detections"]
     if result.missing_predictions:

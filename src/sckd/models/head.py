@@ -82,7 +82,7 @@ class AnchorHead(nn.Module):
         contribute nothing. Returns 'loss' (weighted total), 'loss_cls', 'loss_box', 'loss_dir'
         (unweighted terms, still attached to the graph so callers may re-weight them)."""
         cfg = self.cfg
-        cls, box = out.flat_cls(), out.flat_box()
+        cls, box = out.flat_cls().float(), out.flat_box().float()  # losses in fp32 under AMP
         t = self.assigner.assign(out.anchors, out.anchor_classes, gt_boxes, gt_labels, valid)
         batch = cls.shape[0]
         pos = t.labels > 0
@@ -100,7 +100,7 @@ class AnchorHead(nn.Module):
         loss_dir = cls.new_zeros(())
         dirs = out.flat_dir()
         if dirs is not None:
-            ce = F.cross_entropy(dirs.reshape(-1, dirs.shape[-1]), t.dir_targets.reshape(-1), reduction="none")
+            ce = F.cross_entropy(dirs.float().reshape(-1, dirs.shape[-1]), t.dir_targets.reshape(-1), reduction="none")
             loss_dir = (ce.view_as(reg_w) * reg_w).sum() / batch
         total = cfg.cls_weight * loss_cls + cfg.box_weight * loss_box + cfg.dir_weight * loss_dir
         return {"loss": total, "loss_cls": loss_cls, "loss_box": loss_box, "loss_dir": loss_dir}
@@ -109,7 +109,7 @@ class AnchorHead(nn.Module):
         """-> (boxes (B, N, 7) with headings in [-pi, pi), class probabilities (B, N, num_classes)).
 
         The regressed heading is only known modulo pi; the direction bin picks the half-turn."""
-        boxes = decode_boxes(out.flat_box(), out.anchors[None])
+        boxes = decode_boxes(out.flat_box().float(), out.anchors[None].float())
         dirs = out.flat_dir()
         if dirs is not None:
             period = 2 * math.pi / self.cfg.num_dir_bins
@@ -118,4 +118,4 @@ class AnchorHead(nn.Module):
             boxes = torch.cat([boxes[..., :6], heading[..., None]], dim=-1)
         heading = _limit_period(boxes[..., 6], 0.5, 2 * math.pi)
         boxes = torch.cat([boxes[..., :6], heading[..., None]], dim=-1)
-        return boxes, torch.sigmoid(out.flat_cls())
+        return boxes, torch.sigmoid(out.flat_cls().float())

@@ -13,14 +13,14 @@ from __future__ import annotations
 from torch import Tensor, nn
 
 from sckd.models.config import EncoderConfig
-from sckd.models.vfe import BN_EPS, BN_MOMENTUM, MeanVFE, PointFeatures
+from sckd.models.vfe import BatchNorm1d, MeanVFE, PointFeatures
 from sckd.ops.rulebook import conv_output_shape
 from sckd.ops.sparse_conv import SparseConv3d, SparseSequential, SparseTensor, SubMConv3d
 from sckd.ops.voxelize import grid_size_of, voxelize
 
 
 def _bn_relu(c: int) -> list[nn.Module]:
-    return [nn.BatchNorm1d(c, eps=BN_EPS, momentum=BN_MOMENTUM), nn.ReLU()]
+    return [BatchNorm1d(c), nn.ReLU()]
 
 
 def _subm(c_in: int, c_out: int, key: str) -> list[nn.Module]:

@@ -11,11 +11,25 @@
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from sckd.ops.voxelize import Voxels, voxel_mean
 
 BN_EPS, BN_MOMENTUM = 1e-3, 0.01  # OpenPCDet's BatchNorm settings, used throughout the models
+
+
+class BatchNorm1d(nn.BatchNorm1d):
+    """BatchNorm over rows (points / voxels) that tolerates 0 or 1 rows in training (an empty
+    radar frame): such a batch is normalised with the running statistics, which stay as they are."""
+
+    def __init__(self, num_features: int) -> None:
+        super().__init__(num_features, eps=BN_EPS, momentum=BN_MOMENTUM)
+
+    def forward(self, x: Tensor) -> Tensor:
+        if self.training and x.shape[0] <= 1:
+            return F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias, False, 0.0, self.eps)
+        return super().forward(x)
 
 
 class PointFeatures(nn.Module):
@@ -63,8 +77,7 @@ class PillarVFE(nn.Module):
             last = i == len(num_filters) - 1
             # Non-final layers concatenate the pillar max back onto each point: output c_out.
             width = c_out if last else c_out // 2
-            layers.append(nn.ModuleList([nn.Linear(c_in, width, bias=False),
-                                         nn.BatchNorm1d(width, eps=BN_EPS, momentum=BN_MOMENTUM)]))
+            layers.append(nn.ModuleList([nn.Linear(c_in, width, bias=False), BatchNorm1d(width)]))
             c_in = c_out
         self.layers = nn.ModuleList(layers)
         self.out_channels = num_filters[-1]

@@ -109,7 +109,7 @@ def _check(a: torch.Tensor, b: torch.Tensor) -> None:
 def _iou(a: torch.Tensor, b: torch.Tensor, mode: str, aligned: bool) -> torch.Tensor:
     _check(a, b)
     dtype = torch.promote_types(a.dtype, b.dtype)
-    if not dtype.is_floating_point:
+    if dtype != torch.float64:  # integers and half precision are computed in float32
         dtype = torch.float32
     a, b = a[:, :7].to(dtype), b[:, :7].to(dtype)
     if aligned:
@@ -144,7 +144,8 @@ def iou_bev_torch(a: torch.Tensor, b: torch.Tensor, aligned: bool = False) -> to
     """Rotated bird's-eye-view IoU (x, y, l, w, heading) of (N, 7) and (M, 7) boxes -> (N, M).
 
     With ``aligned=True`` the inputs are pairs: (N, 7), (N, 7) -> (N,). Works on the inputs'
-    device and dtype (integer inputs are computed in float32); gradients flow to both inputs.
+    device (float64 stays float64, anything else is computed in float32); gradients flow to both
+    inputs.
     """
     return _iou(a, b, "bev", aligned)
 

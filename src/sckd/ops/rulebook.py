@@ -60,9 +60,26 @@ class Rulebook:
     segments: list[tuple[int, int, int]]
     """``(k, start, stop)``: pairs ``start:stop`` use kernel offset ``k`` (non-empty ones only)."""
     n_out: int
+    n_in: int
+    n_offsets: int
     identity: int = -1
     """Offset whose pairs are ``i -> i`` for every site (the submanifold centre; its pairs
     are implicit, not stored), else -1."""
+    _table: Tensor | None = None
+
+    def neighbour_table(self) -> Tensor:
+        """(n_out, K) int64: the input row feeding output ``o`` through offset ``k``, or
+        ``n_in`` (a zero row appended to the features) when there is none. Built once."""
+        if self._table is None:
+            t = torch.full((self.n_out, self.n_offsets), self.n_in, dtype=torch.long, device=self.in_idx.device)
+            ks = torch.empty_like(self.in_idx)
+            for k, a, b in self.segments:
+                ks[a:b] = k
+            t[self.out_idx, ks] = self.in_idx
+            if self.identity >= 0:
+                t[:, self.identity] = torch.arange(self.n_out, device=t.device)
+            self._table = t
+        return self._table
 
     @property
     def n_pairs(self) -> int:
@@ -119,8 +136,8 @@ def subm_rulebook(indices: Tensor, shape: tuple[int, int, int], kernel_size) -> 
     # The mirrored offsets K-1, K-2, ..., half+1 of offsets 0, 1, ..., half-1 hold the same
     # pairs with input and output swapped.
     offsets = list(range(half)) + list(range(n_k - 1, half, -1))
-    return Rulebook(torch.cat([nb, me]), torch.cat([me, nb]), _segments(offsets, counts + counts), n,
-                    identity=half)
+    return Rulebook(torch.cat([nb, me]), torch.cat([me, nb]), _segments(offsets, counts + counts), n, n,
+                    n_k, identity=half)
 
 
 def conv_output_shape(shape, kernel_size, stride, padding) -> tuple[int, int, int]:
@@ -151,5 +168,5 @@ def conv_rulebook(indices: Tensor, shape: tuple[int, int, int], kernel_size, str
     uniq, inverse = torch.unique(out_keys[valid], sorted=True, return_inverse=True)
     counts = valid.sum(dim=1).tolist()
     in_idx = torch.arange(n, device=dev).expand(n_k, n)[valid]
-    rb = Rulebook(in_idx, inverse, _segments(list(range(n_k)), counts), int(uniq.numel()))
+    rb = Rulebook(in_idx, inverse, _segments(list(range(n_k)), counts), int(uniq.numel()), n, n_k)
     return rb, keys_to_indices(uniq, out_shape), out_shape

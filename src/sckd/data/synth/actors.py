@@ -151,20 +151,24 @@ def prune_conflicts(actors: Actors, pos: np.ndarray, ego_pos: np.ndarray, ego_ya
     hit_ego = rects_overlap(np.repeat(ex, A, 0), np.tile(np.asarray(ego_half)[None], (T * A, 1)),
                             np.repeat(ego_yaw, A), pos.reshape(-1, 2), np.tile(half, (T, 1)),
                             np.tile(actors.heading, T)).reshape(T, A).any(0)
-    # Pairwise: circle prefilter, then the exact test on candidates.
+    # Pairwise: actors whose swept bounding boxes meet, then circles per time, then the exact test.
     rad = np.linalg.norm(half, axis=1)
+    lo = pos.min(0) - rad[:, None]
+    hi = pos.max(0) + rad[:, None]
     ii, jj = np.triu_indices(A, 1)
-    same = actors.group[ii] == actors.group[jj]
-    ii, jj = ii[~same], jj[~same]
+    cand = (actors.group[ii] != actors.group[jj]) & (lo[ii] <= hi[jj]).all(1) & (lo[jj] <= hi[ii]).all(1)
+    ii, jj = ii[cand], jj[cand]
     clash = np.zeros((A, A), dtype=bool)
-    if len(ii):
-        dist = np.linalg.norm(pos[:, ii] - pos[:, jj], axis=-1)  # (T, pairs)
-        tt, kk = np.nonzero(dist < (rad[ii] + rad[jj])[None])
+    chunk = max(1, 2_000_000 // T)  # bounds memory on long sequences
+    for c0 in range(0, len(ii), chunk):
+        pi, pj = ii[c0:c0 + chunk], jj[c0:c0 + chunk]
+        dist = np.linalg.norm(pos[:, pi] - pos[:, pj], axis=-1)  # (T, pairs)
+        tt, kk = np.nonzero(dist < (rad[pi] + rad[pj])[None])
         if len(kk):
-            i, j = ii[kk], jj[kk]
+            i, j = pi[kk], pj[kk]
             ov = rects_overlap(pos[tt, i], half[i], actors.heading[i], pos[tt, j], half[j], actors.heading[j])
             clash[i[ov], j[ov]] = True
-            clash = clash | clash.T
+    clash = clash | clash.T
     order = np.lexsort((np.arange(A), actors.priority))
     dead_groups = set(actors.group[hit_ego].tolist())
     accepted = np.zeros(A, dtype=bool)

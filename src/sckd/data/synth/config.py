@@ -250,10 +250,10 @@ class RadarConfig:
     max_range: float = 70.0
     min_range: float = 1.0
     hits_exponent: float = 0.5
-    penetration: float = 0.5
+    penetration: float = 0.8
     """Weight of a road user's hidden surface (behind another object) relative to a visible
     one: multipath under and around vehicles lets a radar see partly occluded road users."""
-    penetration_rcs_drop_db: float = 6.0
+    penetration_rcs_drop_db: float = 4.0
     ground_rcs: list[float] = field(default_factory=lambda: [-18.0, 5.0])
     """Ground returns: RCS mean and std (dBsm)."""
     ground_density: float = 0.4

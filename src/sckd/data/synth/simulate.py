@@ -39,13 +39,19 @@ class FrameData:
     """(L,) int 0/1 (VoD's `truncated` column)."""
     occluded: np.ndarray
     """(L,) int 0/1/2."""
-    velocity: np.ndarray
-    """(L, 2) float64 box velocity in the radar frame (m/s), for checks; not written."""
     pose: np.ndarray
     """(4, 4) world from radar."""
 
 
-def select_labels(cfg: SynthConfig, rig: Rig, seq: Sequence, snap: Snapshot, lidar: LidarScan) -> dict:
+@dataclass
+class FrameLabels:
+    names: list[str]
+    boxes: np.ndarray
+    moving: np.ndarray
+    occluded: np.ndarray
+
+
+def select_labels(cfg: SynthConfig, rig: Rig, seq: Sequence, snap: Snapshot, lidar: LidarScan) -> FrameLabels:
     """Actors inside the camera image and label range that the LiDAR sees well enough."""
     lc = cfg.labels
     boxes = boxes_to_radar(snap.label_boxes, snap.pose)
@@ -61,12 +67,10 @@ def select_labels(cfg: SynthConfig, rig: Rig, seq: Sequence, snap: Snapshot, lid
     occ_frac = 1.0 - rays / np.maximum(cross, 1)
     occluded = np.digitize(occ_frac, lc.occlusion_levels)
     names = seq.label_names()
-    vel_world = snap.body_velocity[n_s:n_s + n_a, :2]
-    R2 = snap.pose[:2, :2]
     idx = np.nonzero(keep)[0]
-    return {"names": [names[i] for i in idx], "boxes": boxes[idx],
-            "moving": (snap.actor_speed[idx] > lc.moving_speed).astype(np.int64),
-            "occluded": occluded[idx].astype(np.int64), "velocity": vel_world[idx] @ R2}
+    return FrameLabels(names=[names[i] for i in idx], boxes=boxes[idx],
+                       moving=(snap.actor_speed[idx] > lc.moving_speed).astype(np.int64),
+                       occluded=occluded[idx].astype(np.int64))
 
 
 def simulate_sequence(cfg: SynthConfig, rig: Rig, seed: int, index: int, n_frames: int) -> Iterator[FrameData]:
@@ -89,5 +93,5 @@ def simulate_sequence(cfg: SynthConfig, rig: Rig, seed: int, index: int, n_frame
         newest_first = history[::-1]
         single = accumulate([scan], [snap.pose])
         acc = accumulate([s for s, _ in newest_first], [p for _, p in newest_first])
-        yield FrameData(index=j, t=t, radar=single, radar_accumulated=acc, lidar=lidar.points, pose=snap.pose,
-                        **lab)
+        yield FrameData(index=j, t=t, radar=single, radar_accumulated=acc, lidar=lidar.points, names=lab.names,
+                        boxes=lab.boxes, moving=lab.moving, occluded=lab.occluded, pose=snap.pose)

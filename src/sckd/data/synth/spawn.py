@@ -116,9 +116,9 @@ def spawn_actors(kinds: dict[str, ActorKind], lay: StreetLayout, rng: np.random.
             elif k.placement in ("sidewalk", "standing"):
                 ws = lay.sidewalk(side)
                 moving = k.placement == "sidewalk"
-                xa, xe = _extent(lo, hi, vmax, t0, t1) if moving else (lo, hi)
-                xa = min(xa, _extent(lo, hi, -vmax, t0, t1)[0]) if moving else xa
-                xe = max(xe, _extent(lo, hi, -vmax, t0, t1)[1]) if moving else xe
+                # Walkers go either way: spawn wide enough for both directions.
+                reach = vmax * max(abs(t0), abs(t1)) if moving else 0.0
+                xa, xe = lo - reach, hi + reach
                 for _ in range(rng.poisson(k.density * (xe - xa) / 100.0)):
                     d = b.dims(k)
                     if moving:

@@ -89,7 +89,8 @@ def plan_sequences(cfg: SynthConfig, frames: int, seed: int) -> list[SequencePla
     return plans
 
 
-def _run_sequence(args: tuple[SynthConfig, int, SequencePlan, str]) -> tuple[int, Realism]:
+def _run_sequence(args: tuple[SynthConfig, int, SequencePlan, str],
+                  on_frame: Callable[[int], None] | None = None) -> tuple[int, Realism]:
     cfg, seed, plan, out = args
     rig = make_rig(cfg.calib)
     stats = Realism()
@@ -98,6 +99,8 @@ def _run_sequence(args: tuple[SynthConfig, int, SequencePlan, str]) -> tuple[int
         write_frame(Path(out), ids[frame.index], frame, rig, plan.labeled, cfg.write_pose)
         if plan.labeled:
             stats.add_frame(frame.radar, frame.boxes, frame.names)
+        if on_frame:
+            on_frame(1)
     return plan.index, stats
 
 
@@ -105,7 +108,8 @@ def synthesize(out: str | Path, frames: int, seed: int, cfg: SynthConfig, worker
                progress: Callable[[int], None] | None = None) -> SynthReport:
     """Write a complete synthetic VoD-layout world of ``frames`` frames to ``out``.
 
-    ``progress(n)`` is called with the number of frames finished after each sequence.
+    ``progress(n)`` is called with the number of frames just finished (each frame with one
+    worker, each sequence with several).
     """
     if workers < 1:
         raise SckdError(f"--workers {workers}: need at least 1 worker")
@@ -117,10 +121,8 @@ def synthesize(out: str | Path, frames: int, seed: int, cfg: SynthConfig, worker
     results: dict[int, Realism] = {}
     if workers == 1 or len(plans) == 1:
         for t in tasks:
-            i, r = _run_sequence(t)
+            i, r = _run_sequence(t, progress)
             results[i] = r
-            if progress:
-                progress(plans[i].n_frames)
     else:
         ctx = multiprocessing.get_context("spawn")
         with ctx.Pool(min(workers, len(plans))) as pool:

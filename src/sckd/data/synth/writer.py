@@ -80,13 +80,26 @@ def prepare_tree(out: Path, write_pose: bool) -> None:
 
 
 def _pose_json(rig: Rig, world_from_radar: np.ndarray) -> str:
+    """VoD pose file: one JSON object per line (odom, map, UTM -> camera, row-major 4x4).
+    The synthetic world frame serves as odom and map frame; UTM is it shifted to Delft."""
     odom_to_cam = rig.cam_from_radar @ np.linalg.inv(world_from_radar)
-    flat = [float(v) for v in odom_to_cam.reshape(-1)]
-    return json.dumps({"odomToCamera": flat, "mapToCamera": flat, "UTMToCamera": flat}) + "\n"
+    utm_from_world = np.eye(4)
+    utm_from_world[:3, 3] = [584_000.0, 5_761_000.0, 0.0]
+    utm_to_cam = odom_to_cam @ np.linalg.inv(utm_from_world)
+    lines = [json.dumps({key: [float(v) for v in m.reshape(-1)]})
+             for key, m in (("odomToCamera", odom_to_cam), ("mapToCamera", odom_to_cam), ("UTMToCamera", utm_to_cam))]
+    return "\n".join(lines) + "\n"
 
 
 def write_frame(out: Path, fid: str, frame: FrameData, rig: Rig, labeled: bool, write_pose: bool) -> None:
     """All files of one frame."""
+    try:
+        _write_frame(out, fid, frame, rig, labeled, write_pose)
+    except OSError as e:
+        raise SckdError(f"{e.filename or out}: cannot write frame {fid} ({e.strerror})") from None
+
+
+def _write_frame(out: Path, fid: str, frame: FrameData, rig: Rig, labeled: bool, write_pose: bool) -> None:
     lid = out / "lidar" / "training"
     np.ascontiguousarray(frame.lidar, dtype=np.float32).tofile(lid / "velodyne" / f"{fid}.bin")
     write_calib(lid / "calib" / f"{fid}.txt", rig.P2, np.eye(4), rig.cam_from_lidar)

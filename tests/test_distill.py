@@ -1,0 +1,307 @@
+"""SCKD distillation: frozen teacher, LRFD / FRFD / SSOD losses, pseudo-labels, student export."""
+
+import pytest
+import torch
+import yaml
+from helpers.vod_tree import make_vod_tree
+
+from sckd.data.dataset import RadarDataset, collate
+from sckd.data.types import Detections
+from sckd.distill import build_distiller
+from sckd.distill.adapters import FusedAdapters
+from sckd.distill.config import DistillConfig
+from sckd.distill.export import student_weights
+from sckd.distill.losses import feature_mse
+from sckd.distill.pseudo_labels import filter_pseudo_labels, pseudo_post_config, teacher_pseudo_labels
+from sckd.distill.teacher import fused_layout
+from sckd.engine import checkpoint as ck
+from sckd.engine.experiment import experiment_to_yaml, load_experiment
+from sckd.engine.run import build_model
+from sckd.errors import SckdError
+from sckd.models.postprocess import select_detections
+
+NET = """
+base: [experiments/base_train.yaml, datasets/vod.yaml, models/head_vod.yaml]
+dataset: {point_cloud_range: [0.0, -12.8, -3.0, 25.6, 12.8, 2.0]}
+model:
+  backbone_2d: {layer_nums: [1, 1], layer_strides: [1, 2], num_filters: [8, 16],
+                upsample_strides: [1, 2], num_upsample_filters: [8, 8]}
+train: {epochs: 2, batch_size: 2, workers: 0, val_every: 1, log_every: 1, progress: false, seed: 7}
+"""
+RADAR = "{type: pillar, input: radar, point_features: [x, y, z, rcs], voxel_size: [0.64, 0.64, 5.0], pillar: {num_filters: [%d]}}"
+LIDAR = "{type: pillar, input: lidar, point_features: [x, y, z, reflectance], voxel_size: [0.64, 0.64, 5.0], pillar: {num_filters: [6]}}"
+TEACHER = NET + f"""
+name: tiny_teacher
+model:
+  name: tiny_teacher
+  encoders: {{lidar: {LIDAR}, radar: {RADAR % 4}}}
+  fusion: {{type: adaptive, order: [lidar, radar]}}
+  post: {{pre_nms_max: 300, max_detections: 60}}
+"""
+STUDENT = NET + f"""
+name: tiny_student
+model:
+  name: tiny_student
+  encoders: {{radar: {RADAR % 5}}}
+  fusion: {{type: none}}
+distill:
+  teacher: {{checkpoint: ""}}
+"""
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    root = tmp_path_factory.mktemp("distill")
+    tree = make_vod_tree(root / "data", n_frames=7, splits={"train": [0, 1, 2, 3, 4], "val": [5, 6]},
+                         n_radar=40, n_lidar=300)
+    (root / "teacher.yaml").write_text(TEACHER)
+    (root / "student.yaml").write_text(STUDENT)
+    texp = load_experiment(root / "teacher.yaml")
+    texp.dataset.root = str(tree.root)
+    torch.manual_seed(0)
+    teacher = build_model(texp)
+    with torch.no_grad():  # a teacher that detects something: bias the class logits up
+        teacher.head.conv_cls.bias.fill_(0.0)
+    ckpt = root / "teacher.pt"
+    ck.atomic_torch_save({"format": ck.FORMAT, "model": teacher.state_dict(),
+                          "config": experiment_to_yaml(texp)}, ckpt)
+    return tree, root, ckpt
+
+
+def _student_exp(world, *overrides):
+    tree, root, ckpt = world
+    exp = load_experiment(root / "student.yaml", [f"distill.teacher.checkpoint={ckpt}", *overrides])
+    exp.dataset.root = str(tree.root)
+    return exp
+
+
+def _batch(exp, n=2, lidar=True):
+    ds = RadarDataset(exp.dataset, "train", with_lidar=lidar, labeled=True)
+    return collate([ds[i] for i in range(n)])
+
+
+def _snapshot(module):
+    return {k: v.detach().clone() for k, v in module.state_dict().items()}
+
+
+def test_teacher_is_frozen_unchanged_and_outside_the_student_state(world):
+    exp = _student_exp(world)
+    torch.manual_seed(1)
+    d = build_model(exp)
+    teacher = d.teacher
+    before, student_before = _snapshot(teacher), _snapshot(d.student)
+    teacher_ids = {id(p) for p in teacher.parameters()}
+    assert not any(id(p) in teacher_ids for p in d.parameters())
+    assert not any(k.startswith("teacher") for k in d.state_dict())
+    opt = torch.optim.AdamW([p for p in d.parameters() if p.requires_grad], lr=1e-2)
+    d.train()
+    batch = _batch(exp)
+    for _ in range(3):
+        out = d.training_step(batch)
+        opt.zero_grad()
+        out["loss"].backward()
+        assert all(p.grad is None for p in teacher.parameters())  # no gradient reaches the teacher
+        opt.step()
+    assert not teacher.training and all(not m.training for m in teacher.modules())
+    after = _snapshot(teacher)
+    assert all(torch.equal(before[k], after[k]) for k in before)  # BN buffers included
+    assert any(not torch.equal(student_before[k], v) for k, v in _snapshot(d.student).items())
+    d.train()  # the trainer's train() must not wake the teacher (BN stats, modality dropout)
+    assert not teacher.training
+
+
+def test_no_gradient_reaches_the_teacher_maps(world):
+    exp = _student_exp(world)
+    d = build_model(exp)
+    tm = d.teacher_forward(_batch(exp))
+    assert not tm.fused.requires_grad and not any(m.requires_grad for m in tm.branches.values())
+    assert all(not p.requires_grad for p in d.teacher.parameters())
+
+
+def test_every_term_is_logged_and_the_total_is_their_weighted_sum(world):
+    exp = _student_exp(world, "distill.gt.enabled=true", "distill.lrfd.weight=0.5",
+                       "distill.frfd.weight=0.25", "distill.ssod.weight=2.0", "distill.gt.weight=3.0")
+    d = build_model(exp)
+    out = d.training_step(_batch(exp))
+    for k in ("loss_lrfd", "loss_frfd", "loss_ssod", "loss_gt", "pseudo_per_frame"):
+        assert k in out and torch.isfinite(out[k])
+    want = 0.5 * out["loss_lrfd"] + 0.25 * out["loss_frfd"] + 2.0 * out["loss_ssod"] + 3.0 * out["loss_gt"]
+    torch.testing.assert_close(out["loss"], want)
+    # the LRFD term is the summed squared error of the adapter against the teacher's LiDAR map
+    batch = _batch(exp)
+    with torch.no_grad():
+        f_s = d.student.encode(batch)
+        f_l = d.teacher.encode_branches(batch)["lidar"]
+        manual = ((d.lrfd_adapter(f_s) - f_l) ** 2).sum() / batch.batch_size
+        torch.testing.assert_close(d.training_step(batch)["loss_lrfd"], manual, rtol=1e-5, atol=1e-5)
+
+
+def test_disabled_terms_build_no_adapters(world):
+    d = build_model(_student_exp(world, "distill.lrfd.enabled=false", "distill.frfd.enabled=false"))
+    assert not hasattr(d, "lrfd_adapter") and not hasattr(d, "frfd_adapters")
+    assert set(d.state_dict()) == {f"student.{k}" for k in d.student.state_dict()}
+
+
+def test_pseudo_label_filter_keeps_exactly_the_boxes_above_sigma():
+    scores = torch.tensor([0.05, 0.1, 0.1000001, 0.5, 0.099, 0.99])
+    boxes = torch.arange(42, dtype=torch.float32).reshape(6, 7)
+    labels = torch.tensor([0, 1, 2, 0, 1, 2])
+    pl = filter_pseudo_labels([Detections(boxes, scores, labels), Detections(boxes[:0], scores[:0], labels[:0])], 0.1)
+    assert pl.labels[0].tolist() == [2, 0, 2]
+    assert torch.equal(pl.boxes[0], boxes[[2, 3, 5]]) and torch.equal(pl.scores[0], scores[[2, 3, 5]])
+    assert pl.boxes[1].shape == (0, 7) and pl.count() == 3
+
+
+def test_teacher_pseudo_labels_equal_post_nms_boxes_filtered_at_sigma(world):
+    exp = _student_exp(world)
+    d = build_model(exp)
+    t = d.teacher
+    batch = _batch(exp)
+    with torch.no_grad():
+        out = t.head_forward(t.encode(batch))
+        pl = teacher_pseudo_labels(t, out, 0.3)
+        # independent route: the whole post-NMS list at a threshold far below sigma, then > sigma
+        boxes, probs = t.head.decode(out)
+        low = pseudo_post_config(t.post, 0.01)
+        ref = [select_detections(b, p, low) for b, p in zip(boxes, probs)]
+    assert pl.count() > 0
+    for i, r in enumerate(ref):
+        k = r.scores > 0.3
+        assert torch.equal(pl.boxes[i], r.boxes[k]) and torch.equal(pl.labels[i], r.labels[k])
+        assert bool((pl.scores[i] > 0.3).all())
+
+
+def test_frfd_adapters_match_the_fused_maps_channel_layout(world):
+    exp = _student_exp(world)
+    d = build_model(exp)
+    assert fused_layout(d.teacher) == [("lidar", 6), ("radar", 4)]
+    a = d.frfd_adapters
+    assert [c.out_channels for c in a.convs] == [6, 4]
+    # adapter i outputs the constant i + 1: the output's channel blocks follow the fused map
+    with torch.no_grad():
+        for i, conv in enumerate(a.convs):
+            conv.weight.zero_()
+            conv.bias.fill_(i + 1.0)
+    batch = _batch(exp)
+    with torch.no_grad():
+        y = a(d.student.encode(batch))
+        fused = d.teacher.encode(batch)
+    assert y.shape == fused.shape
+    assert bool((y[:, :6] == 1).all()) and bool((y[:, 6:] == 2).all())
+    # and the teacher's fused map is laid out [W_L * F_L | W_R * F_R]
+    with torch.no_grad():
+        maps = d.teacher.encode_branches(batch)
+        w = d.teacher.fusion.weights(maps)
+    torch.testing.assert_close(fused[:, :6], w["lidar"] * maps["lidar"])
+    torch.testing.assert_close(fused[:, 6:], w["radar"] * maps["radar"])
+
+
+def test_frfd_star_is_one_adapter_to_2c():
+    a = FusedAdapters(5, [6, 4], kernel=3, mode="single")
+    assert len(a.convs) == 1 and a.convs[0].out_channels == 10 and a.convs[0].kernel_size == (3, 3)
+    assert a(torch.zeros(2, 5, 7, 9)).shape == (2, 10, 7, 9)
+
+
+def test_feature_mse_reductions_by_hand():
+    pred, target = torch.zeros(2, 3, 4, 5), torch.ones(2, 3, 4, 5)
+    target[1] = 2.0
+    assert float(feature_mse(pred, target, "sum_per_sample")) == pytest.approx((60 * 1 + 60 * 4) / 2)
+    assert float(feature_mse(pred, target, "mean")) == pytest.approx(2.5)
+    with pytest.raises(SckdError, match="does not match"):
+        feature_mse(pred, target[:, :2])
+
+
+def test_student_export_loads_as_a_plain_detector(world):
+    from sckd.models.builder import build_detector
+
+    exp = _student_exp(world)
+    d = build_model(exp)
+    weights = student_weights(d.state_dict())
+    assert set(weights) == set(d.student.state_dict())  # adapters dropped, teacher never there
+    plain = build_detector(exp.model, exp.dataset)
+    plain.load_state_dict(weights)  # strict
+    batch = _batch(exp, lidar=False)
+    a, b = d.predict(batch), plain.predict(batch)
+    assert all(torch.equal(x.scores, y.scores) and torch.equal(x.boxes, y.boxes) for x, y in zip(a, b))
+
+
+def test_teacher_problems_are_one_line_errors(world, tmp_path):
+    with pytest.raises(SckdError, match="distill.teacher.checkpoint"):
+        build_model(_student_exp(world, "distill.teacher.checkpoint="))
+    with pytest.raises(SckdError, match="checkpoint not found"):
+        build_model(_student_exp(world, f"distill.teacher.checkpoint={tmp_path / 'nope.pt'}"))
+    # a student on another BEV grid than its teacher's
+    with pytest.raises(SckdError, match="BEV map 40x40 differs from the student's 20x20"):
+        build_model(_student_exp(world, "model.encoders.radar.voxel_size=[1.28, 1.28, 5.0]"))
+    # a radar-only "teacher" cannot give LRFD its LiDAR map
+    tree, root, _ = world
+    exp = load_experiment(root / "teacher.yaml", ["model.encoders={radar: " + RADAR % 4 + "}",
+                                                    "model.fusion={type: none}"])
+    exp.dataset.root = str(tree.root)
+    p = tmp_path / "radar_teacher.pt"
+    ck.atomic_torch_save({"format": ck.FORMAT, "model": build_model(exp).state_dict(),
+                          "config": experiment_to_yaml(exp)}, p)
+    with pytest.raises(SckdError, match="no LiDAR branch"):
+        build_model(_student_exp(world, f"distill.teacher.checkpoint={p}"))
+    build_model(_student_exp(world, f"distill.teacher.checkpoint={p}", "distill.lrfd.enabled=false"))
+
+
+def test_distill_config_validation():
+    from sckd.config import from_dict
+
+    with pytest.raises(SckdError, match="adapter_kernel"):
+        from_dict(DistillConfig, {"adapter_kernel": 2}, "distill")
+    with pytest.raises(SckdError, match="every loss term is disabled"):
+        from_dict(DistillConfig, {"lrfd": {"enabled": False}, "frfd": {"enabled": False},
+                                  "ssod": {"enabled": False}}, "distill")
+    with pytest.raises(SckdError, match="distill.frfd.mode"):
+        from_dict(DistillConfig, {"frfd": {"mode": "triple"}}, "distill")
+
+
+def test_distillation_step_runs_on_cpu_from_the_synth_configs(world, tmp_path):
+    tree, _, _ = world
+    texp = load_experiment("experiments/synth/teacher")
+    texp.dataset.root = str(tree.root)
+    torch.manual_seed(0)
+    teacher = build_model(texp)
+    p = tmp_path / "synth_teacher.pt"
+    ck.atomic_torch_save({"format": ck.FORMAT, "model": teacher.state_dict(), "config": ""}, p)
+    exp = load_experiment("experiments/synth/sckd_student", [f"distill.teacher.checkpoint={p}"])
+    exp.dataset.root = str(tree.root)
+    d = build_model(exp)
+    assert d.needs_lidar and d.cfg.lrfd.enabled and d.cfg.frfd.enabled and not d.cfg.gt.enabled
+    assert fused_layout(d.teacher) == [("lidar", 32), ("radar", 32)]
+    out = d.training_step(_batch(exp))
+    out["loss"].backward()
+    assert torch.isfinite(out["loss"]) and {"loss_lrfd", "loss_frfd", "loss_ssod"} <= set(out)
+    assert any(p.grad is not None for p in d.student.parameters())
+
+
+def test_sckd_train_then_predict_and_eval_the_exported_student(world, cli, tmp_path):
+    """`sckd train` of a student: periodic checkpoints resume the distiller; best.pt / final.pt
+    are plain detector checkpoints that `sckd predict` / `sckd eval` use with no teacher."""
+    tree, root, teacher_ckpt = world
+    out = tmp_path / "run"
+    assert cli("train", root / "student.yaml", "--data", tree.root, "--out", out,
+               "--set", f"distill.teacher.checkpoint={teacher_ckpt}") == 0
+    step = ck.latest_checkpoint(out / "checkpoints")
+    full = ck.load_checkpoint(step)
+    assert any(k.startswith("lrfd_adapter.") for k in full["model"]) and full["optimizer"] is not None
+    assert not any("teacher" in k for k in full["model"])
+    assert "distill" in yaml.safe_load(full["config"])
+    for name in ("best.pt", "final.pt"):
+        exported = ck.load_checkpoint(out / "checkpoints" / name)
+        stored = yaml.safe_load(exported["config"])
+        assert stored.get("distill") is None
+        assert not any(k.startswith(("student.", "lrfd_adapter", "frfd_adapters")) for k in exported["model"])
+    final = ck.load_checkpoint(out / "checkpoints" / "final.pt")
+    assert set(student_weights(full["model"])) == set(final["model"])
+    assert all(torch.equal(final["model"][k], v) for k, v in student_weights(full["model"]).items())
+    teacher_ckpt.rename(teacher_ckpt.with_suffix(".away"))  # no teacher anywhere from here on
+    try:
+        preds = tmp_path / "preds"
+        assert cli("predict", out / "checkpoints" / "final.pt", "--data", tree.root, "--out", preds) == 0
+        assert sorted(p.stem for p in preds.glob("*.txt")) == ["00005", "00006"]
+        assert cli("eval", "--data", tree.root, "--pred", preds, "--json", tmp_path / "m.json") == 0
+    finally:
+        teacher_ckpt.with_suffix(".away").rename(teacher_ckpt)
