@@ -23,30 +23,28 @@ from sckd.models.postprocess import select_detections
 NET = """
 base: [experiments/base_train.yaml, datasets/vod.yaml, models/head_vod.yaml]
 dataset: {point_cloud_range: [0.0, -12.8, -3.0, 25.6, 12.8, 2.0]}
-model:
-  backbone_2d: {layer_nums: [1, 1], layer_strides: [1, 2], num_filters: [8, 16],
-                upsample_strides: [1, 2], num_upsample_filters: [8, 8]}
 train: {epochs: 2, batch_size: 2, workers: 0, val_every: 1, log_every: 1, progress: false, seed: 7}
+"""
+BACKBONE = """  backbone_2d: {layer_nums: [1, 1], layer_strides: [1, 2], num_filters: [8, 16],
+                upsample_strides: [1, 2], num_upsample_filters: [8, 8]}
 """
 RADAR = "{type: pillar, input: radar, point_features: [x, y, z, rcs], voxel_size: [0.64, 0.64, 5.0], pillar: {num_filters: [%d]}}"
 LIDAR = "{type: pillar, input: lidar, point_features: [x, y, z, reflectance], voxel_size: [0.64, 0.64, 5.0], pillar: {num_filters: [6]}}"
-TEACHER = NET + f"""
-name: tiny_teacher
+TEACHER = NET + f"""name: tiny_teacher
 model:
   name: tiny_teacher
   encoders: {{lidar: {LIDAR}, radar: {RADAR % 4}}}
   fusion: {{type: adaptive, order: [lidar, radar]}}
   post: {{pre_nms_max: 300, max_detections: 60}}
-"""
-STUDENT = NET + f"""
-name: tiny_student
+""" + BACKBONE
+STUDENT = NET + f"""name: tiny_student
+distill:
+  teacher: {{checkpoint: ""}}
 model:
   name: tiny_student
   encoders: {{radar: {RADAR % 5}}}
   fusion: {{type: none}}
-distill:
-  teacher: {{checkpoint: ""}}
-"""
+""" + BACKBONE
 
 
 @pytest.fixture(scope="module")

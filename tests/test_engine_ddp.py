@@ -132,3 +132,28 @@ def test_ddp_real_detector_replicas_identical_with_validation(tmp_path):
     for k, v in final["model"].items():
         if k in p0:
             assert torch.equal(v, p0[k]), k
+
+
+@pytest.mark.slow
+def test_the_same_command_runs_under_torchrun(tmp_path):
+    """``torchrun --nproc_per_node=2 -m sckd train ...`` on CPU (gloo) writes one run."""
+    import subprocess
+    import sys
+
+    from helpers.vod_tree import make_vod_tree
+    from test_engine_e2e import TINY
+
+    from sckd.engine import checkpoint as ck
+
+    tree = make_vod_tree(tmp_path / "data", n_frames=7, splits={"train": [0, 1, 2, 3, 4], "val": [5, 6]})
+    (tmp_path / "tiny.yaml").write_text(TINY)
+    out = tmp_path / "run"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
+                           f"--master_port={_free_port()}", "-m", "sckd", "train", str(tmp_path / "tiny.yaml"),
+                           "--data", str(tree.root), "--out", str(out), "--epochs", "1"],
+                          capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    final = ck.load_checkpoint(out / "checkpoints" / "final.pt")
+    assert final["world_size"] == 2 and len(final["rng"]) == 2 and final["step"] == 2
+    assert proc.stdout.count("finished:") == 1  # rank 0 reports, once

@@ -4,7 +4,6 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from sckd.ops import sparse_conv
 
 from sckd.ops.rulebook import conv_output_shape, linear_keys, subm_rulebook
 from sckd.ops.sparse_conv import SparseConv3d, SparseSequential, SparseTensor, SubMConv3d
@@ -31,15 +30,8 @@ def active_mask(idx, batch, shape):
     return m
 
 
-@pytest.fixture(params=["gemm", "scatter"])
-def path(request, monkeypatch):
-    """Run a test through each execution path (single GEMM / per-offset gather-scatter)."""
-    monkeypatch.setattr(sparse_conv, "GEMM_MAX_ELEMENTS", 1 << 40 if request.param == "gemm" else -1)
-    return request.param
-
-
 @pytest.mark.parametrize("kernel", [3, (3, 1, 1), 1])
-def test_subm_matches_dense_output_and_grads(kernel, path):
+def test_subm_matches_dense_output_and_grads(kernel):
     torch.manual_seed(0)
     batch, shape = 2, (5, 7, 6)
     idx, feats = random_sparse(batch, shape, 60, 3, seed=1)
@@ -70,7 +62,7 @@ def test_subm_matches_dense_output_and_grads(kernel, path):
     (2, 2, 0),                  # even kernel
     (3, 1, 1),                  # stride 1 regular sparse conv (output dilates)
 ])
-def test_strided_matches_dense_output_and_grads(kernel, stride, padding, path):
+def test_strided_matches_dense_output_and_grads(kernel, stride, padding):
     torch.manual_seed(0)
     batch, shape = 2, (7, 9, 8)
     idx, feats = random_sparse(batch, shape, 80, 3, seed=2)
@@ -102,7 +94,7 @@ def test_strided_matches_dense_output_and_grads(kernel, stride, padding, path):
     torch.testing.assert_close(conv.bias.grad, b_de.grad)
 
 
-def test_gradcheck_subm_and_strided(path):
+def test_gradcheck_subm_and_strided():
     idx, feats = random_sparse(1, (4, 5, 5), 20, 2, seed=3)
     feats.requires_grad_(True)
     subm = SubMConv3d(2, 3, 3).double()
@@ -141,7 +133,7 @@ def test_shared_rulebook_and_dense_roundtrip():
     assert linear_keys(idx, (4, 6, 6)).unique().numel() == len(idx)
 
 
-def test_empty_input(path):
+def test_empty_input():
     idx = torch.zeros(0, 4, dtype=torch.long)
     x = SparseTensor(torch.zeros(0, 2), idx, (4, 4, 4), 1)
     assert SubMConv3d(2, 3)(x).features.shape == (0, 3)

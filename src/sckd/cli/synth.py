@@ -6,7 +6,8 @@ import argparse
 import sys
 
 from sckd.data.synth.config import load_synth_config
-from sckd.data.synth.world import synthesize
+from sckd.data.synth.world import plan_sequences, synthesize
+from sckd.errors import SckdError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -26,6 +27,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     cfg = load_synth_config(args.config, args.overrides)
+    plan_sequences(cfg, args.frames, args.seed)  # argument errors before the progress bar appears
+    if args.workers < 1:
+        raise SckdError(f"--workers {args.workers}: need at least 1 worker")
     bar = None
     if not args.no_progress:
         from tqdm import tqdm

@@ -16,7 +16,7 @@ from torch.utils.data import Dataset
 from sckd.data.dataset import RadarDataset, collate
 from sckd.engine import checkpoint as ck
 from sckd.engine.distributed import DistEnv, barrier, broadcast_object
-from sckd.engine.experiment import ExperimentConfig, experiment_to_yaml, model_yaml
+from sckd.engine.experiment import ExperimentConfig, experiment_from_yaml, experiment_to_yaml, model_yaml
 from sckd.engine.monitor import attach_log_file, detach_log_file
 from sckd.engine.rundir import checkpoints_dir, prepare_run_dir
 from sckd.engine.seeding import seed_everything, set_deterministic
@@ -59,9 +59,10 @@ def student_exporter(exp: ExperimentConfig, model: nn.Module) -> Callable[[dict]
     from dataclasses import replace
 
     from sckd.distill import student_checkpoint
-    plain = replace(exp, distill=None, pool=type(exp.pool)())
-    config_yaml = experiment_to_yaml(plain)
-    signature = ck.model_signature(model.student, model_yaml(plain))
+    config_yaml = experiment_to_yaml(replace(exp, distill=None, pool=type(exp.pool)()))
+    # signed as eval / predict will see it: rebuilt from the stored YAML (list[float] defaults
+    # written as ints come back as floats, which changes model_yaml)
+    signature = ck.model_signature(model.student, model_yaml(experiment_from_yaml(config_yaml)))
     return lambda data: student_checkpoint(data, config_yaml=config_yaml, signature=signature)
 # --- end SCKD
 

@@ -65,21 +65,6 @@ class Rulebook:
     identity: int = -1
     """Offset whose pairs are ``i -> i`` for every site (the submanifold centre; its pairs
     are implicit, not stored), else -1."""
-    _table: Tensor | None = None
-
-    def neighbour_table(self) -> Tensor:
-        """(n_out, K) int64: the input row feeding output ``o`` through offset ``k``, or
-        ``n_in`` (a zero row appended to the features) when there is none. Built once."""
-        if self._table is None:
-            t = torch.full((self.n_out, self.n_offsets), self.n_in, dtype=torch.long, device=self.in_idx.device)
-            ks = torch.empty_like(self.in_idx)
-            for k, a, b in self.segments:
-                ks[a:b] = k
-            t[self.out_idx, ks] = self.in_idx
-            if self.identity >= 0:
-                t[:, self.identity] = torch.arange(self.n_out, device=t.device)
-            self._table = t
-        return self._table
 
     @property
     def n_pairs(self) -> int:

@@ -1,15 +1,11 @@
 """Sparse 3D convolution in plain PyTorch (CPU and CUDA, autograd-correct).
 
 A rulebook built by sorting linearised coordinates (:mod:`sckd.ops.rulebook`) lists the
-(input, output) pairs of every kernel offset. Two exact execution paths, picked by size:
-
-- small layers (radar): gather each output's K neighbour rows into one (n_out, K * Cin)
-  matrix, one matmul; backward scatters the transposed matmul back with ``index_add_``;
-- large layers (LiDAR): gather the input rows of all pairs, one matmul per offset,
-  scatter-add into the outputs; backward runs the same rulebook reversed.
-
-Both are custom autograd functions that keep only the input features, the weight and the
-rulebook for backward.
+(input, output) pairs of every kernel offset. A layer gathers the input rows of all pairs
+(one ``index_select``), multiplies each offset's block by that offset's ``(Cin, Cout)``
+weight slice, and scatter-adds the products into the output rows (one ``index_add_``); the
+submanifold centre offset is a plain matmul. Backward runs the same rulebook reversed. The
+custom autograd function keeps only the input features, the weight and the rulebook.
 
 Weight layout: ``(Cout, kD, kH, kW, Cin)`` — spconv 2.x's default layout, so a dense
 ``conv3d`` weight ``w`` (Cout, Cin, kD, kH, kW) maps to ``w.permute(0, 2, 3, 4, 1)``. The
@@ -58,40 +54,6 @@ _fp32_under_autocast = torch.amp.custom_fwd(device_type="cuda", cast_inputs=torc
 _same_autocast_in_backward = torch.amp.custom_bwd(device_type="cuda")
 
 
-class _GatherGemm(torch.autograd.Function):
-    """out[o] = sum_k f[table[o, k]] @ W[k]: gather each output's K neighbour rows (a zero row
-    where there is none) into one (n_out, K * Cin) matrix and multiply once by the
-    (K * Cin, Cout) weight. Backward: the transposed matmul, scattered back with one
-    ``index_add_``. A handful of large ops per layer instead of K small ones keeps the
-    thread pool busy (radar grids are so sparse that per-offset work is tiny).
-    """
-
-    @staticmethod
-    @_fp32_under_autocast
-    def forward(ctx, feats: Tensor, weight: Tensor, table: Tensor) -> Tensor:  # weight (K * Cin, Cout)
-        ctx.save_for_backward(feats, weight)
-        ctx.table = table
-        return _gather(feats, table) @ weight
-
-    @staticmethod
-    @_same_autocast_in_backward
-    def backward(ctx, grad: Tensor):
-        feats, weight = ctx.saved_tensors
-        table: Tensor = ctx.table
-        gf = gw = None
-        if ctx.needs_input_grad[1]:
-            gw = _gather(feats, table).t() @ grad
-        if ctx.needs_input_grad[0]:
-            gx = (grad @ weight.t()).view(-1, feats.shape[1])
-            gf = feats.new_zeros(feats.shape[0] + 1, feats.shape[1]).index_add_(0, table.view(-1), gx)[:-1]
-        return gf, gw, None
-
-
-def _gather(feats: Tensor, table: Tensor) -> Tensor:
-    padded = torch.cat([feats, feats.new_zeros(1, feats.shape[1])])
-    return padded.index_select(0, table.view(-1)).view(table.shape[0], table.shape[1] * feats.shape[1])
-
-
 def _segment_mm(x: Tensor, weight: Tensor, segments, transpose: bool = False) -> Tensor:
     """Row block ``a:b`` of ``x`` times ``weight[k]`` (or its transpose) for each (k, a, b)."""
     w = weight.transpose(1, 2) if transpose else weight
@@ -102,9 +64,8 @@ def _segment_mm(x: Tensor, weight: Tensor, segments, transpose: bool = False) ->
 
 
 class _GatherMatmulScatter(torch.autograd.Function):
-    """out[o] += f[i] @ W[k] for the pairs (i, o) of each offset k: one gather of all pairs'
-    input rows, one matmul per offset, one ``index_add_`` into the outputs. Touches only the
-    real pairs: the cheaper path for large layers, where most neighbour slots are empty."""
+    """out[o] += f[i] @ W[k] for the pairs (i, o) of each offset k. One gather and one scatter
+    per layer (not per offset): few large parallel ops beat many small ones on 2 cores."""
 
     @staticmethod
     @_fp32_under_autocast
@@ -141,19 +102,11 @@ class _GatherMatmulScatter(torch.autograd.Function):
         return gf, gw, None
 
 
-GEMM_MAX_ELEMENTS = 1 << 22
-"""Layers whose gathered (n_out, K * Cin) matrix stays below this use the single-GEMM path;
-larger ones the per-offset path (it skips empty neighbour slots)."""
-
-
 def sparse_conv_features(feats: Tensor, weight: Tensor, rb: Rulebook) -> Tensor:
     """Apply a ``(Cout, kD, kH, kW, Cin)`` weight over a rulebook -> (n_out, Cout)."""
     cout, cin = weight.shape[0], weight.shape[-1]
-    feats = feats.contiguous()
-    if rb.n_out * rb.n_offsets * cin <= GEMM_MAX_ELEMENTS:
-        return _GatherGemm.apply(feats, weight.reshape(cout, -1).t(), rb.neighbour_table())
     w = weight.reshape(cout, -1, cin).permute(1, 2, 0).contiguous()  # (K, Cin, Cout)
-    return _GatherMatmulScatter.apply(feats, w, rb)
+    return _GatherMatmulScatter.apply(feats.contiguous(), w, rb)
 
 
 class _SparseConvBase(nn.Module):

@@ -266,7 +266,9 @@ class RadarConfig:
     azimuth_noise_deg: float = 0.5
     elevation_noise_deg: float = 1.5
     noise_snr_ref_db: float = 12.0
-    """Angular noise grows as 10^((ref - SNR) / 20) below this SNR (capped at 3x)."""
+    """Angular noise scales as 10^((ref - SNR) / 20): larger for weak returns ..."""
+    noise_scale_range: list[float] = field(default_factory=lambda: [0.7, 2.5])
+    """... clipped to this [min, max] factor."""
     outlier_prob: float = 0.05
     outlier_scale: float = 4.0
     velocity_noise: float = 0.1
@@ -294,6 +296,7 @@ class RadarConfig:
         if not 0 < self.azimuth_half_fov_deg < 90:
             raise _err(f"{path}.azimuth_half_fov_deg", "must be in (0, 90)")
         _range(f"{path}.sidelobe_offset_deg", self.sidelobe_offset_deg, 0.0)
+        _range(f"{path}.noise_scale_range", self.noise_scale_range, 0.0)
         for name in ("outlier_prob", "facade_ghost_prob", "ground_ghost_prob", "sidelobe_prob",
                      "double_bounce_prob"):
             if not 0 <= getattr(self, name) <= 1:

@@ -171,7 +171,7 @@ def scan_radar(cfg: RadarConfig, grid: RayGrid, snap: Snapshot, bodies: Bodies, 
     r = np.linalg.norm(local, axis=1)
     az = np.arctan2(local[:, 1], local[:, 0])
     el = np.arcsin(np.clip(local[:, 2] / np.maximum(r, 1e-9), -1, 1))
-    f = np.clip(10.0 ** ((cfg.noise_snr_ref_db - snr) / 20.0), 0.7, 2.5)
+    f = np.clip(10.0 ** ((cfg.noise_snr_ref_db - snr) / 20.0), *cfg.noise_scale_range)
     f = np.where(rng.random(n) < cfg.outlier_prob, f * cfg.outlier_scale, f)
     r = r + rng.normal(0.0, cfg.range_noise, n)
     az = az + rng.normal(0.0, 1.0, n) * np.radians(cfg.azimuth_noise_deg) * f
