@@ -11,6 +11,7 @@ from sckd.errors import SckdError
 from sckd.models.backbone import BEVBackbone
 from sckd.models.config import EncoderConfig, ModelConfig
 from sckd.models.detector import Detector
+from sckd.models import adaptive_fusion  # noqa: F401  (registers fusion type 'adaptive')
 from sckd.models.fusion import FUSIONS
 from sckd.models.head import AnchorHead
 from sckd.models.pillar import PillarEncoder
