@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from sckd.config import CONFIG_ROOT
+from sckd.config import CONFIG_ROOT, load_yaml_tree
 from sckd.data.calib import write_calib
 from sckd.data.labels import write_kitti_labels
 from sckd.engine.distributed import DistEnv, resolve_device
@@ -117,6 +117,24 @@ def bench(config: str, args: argparse.Namespace, tmp: Path) -> dict:
             "s_per_step": dt, "frames_per_s": args.batch_size / dt, "params_m": n_params / 1e6}
 
 
+def default_configs() -> list[str]:
+    """One experiment per distinct network under experiments/synth (the CPU-sized models) and
+    experiments/vod; distillation runs are left out (they need a trained teacher)."""
+    seen, out = set(), []
+    for d in ("synth", "vod"):
+        paths = sorted((CONFIG_ROOT / "experiments" / d).glob("*.yaml"),
+                       key=lambda c: (not c.stem.startswith(("pointpillars", "second", "teacher")), c.stem))
+        for c in paths:
+            tree = load_yaml_tree(c)
+            if "dataset" not in tree or "model" not in tree or tree.get("distill"):
+                continue
+            key = (d, tree["model"].get("name"))
+            if key not in seen:
+                seen.add(key)
+                out.append(str(c.relative_to(CONFIG_ROOT).with_suffix("")))
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("configs", nargs="*", help="experiment configs (default: experiments/synth/* and "
@@ -131,9 +149,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--radar-points", type=int, default=600)
     p.add_argument("--lidar-points", type=int, default=60000)
     args = p.parse_args(argv)
-    configs = args.configs or [str(c.relative_to(CONFIG_ROOT).with_suffix(""))
-                               for d in ("synth", "vod")
-                               for c in sorted((CONFIG_ROOT / "experiments" / d).glob("*.yaml"))]
+    configs = args.configs or default_configs()
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, batch {args.batch_size}, "
           f"{args.warmup} warm-up + {args.steps} timed steps", flush=True)
     print(f"{'config':45s} {'device':8s} {'params(M)':>9s} {'s/step':>8s} {'frames/s':>9s}", flush=True)

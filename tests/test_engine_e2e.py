@@ -112,3 +112,19 @@ def test_predict_writes_one_kitti_file_per_frame(world, cli, capsys):
     assert cli("predict", run / "checkpoints" / "final.pt", "--data", data, "--out", out,
                "--set", "model.backbone_2d.num_filters=[8, 32]") == 2
     assert "checkpoint is from another model" in capsys.readouterr().err
+
+
+def test_resume_without_a_path_continues_the_newest_run(world, cli, monkeypatch):
+    data, cfg, root = world
+    monkeypatch.setenv("SCKD_RUNS", str(root / "runs"))
+    assert cli("train", cfg, "--data", data, "--max-steps", "2", "--set", "train.val_every=0") == 0
+    (run,) = list((root / "runs").iterdir())
+    assert run.name.startswith("tiny_pp-")
+    assert ck.latest_checkpoint(run / "checkpoints").name == "step_00000002.pt"
+    assert cli("train", cfg, "--data", data, "--resume", "--set", "train.val_every=0") == 0
+    assert list((root / "runs").iterdir()) == [run]  # continued in place, no new folder
+    assert ck.load_checkpoint(run / "checkpoints" / "final.pt")["step"] == 6
+    # --resume PATH to a checkpoint continues in that checkpoint's run folder too
+    assert cli("train", cfg, "--data", data, "--resume", run / "checkpoints" / "final.pt",
+               "--set", "train.val_every=0", "--epochs", "3") == 0
+    assert ck.load_checkpoint(run / "checkpoints" / "final.pt")["step"] == 9

@@ -4,6 +4,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from sckd.ops import sparse_conv
+
 
 from sckd.ops.rulebook import conv_output_shape, linear_keys, subm_rulebook
 from sckd.ops.sparse_conv import SparseConv3d, SparseSequential, SparseTensor, SubMConv3d
@@ -30,8 +32,16 @@ def active_mask(idx, batch, shape):
     return m
 
 
+@pytest.fixture(params=[None, 7])
+def chunk_rows(request, monkeypatch):
+    """Default chunking, and 7-pair chunks that split offsets across chunks."""
+    if request.param:
+        monkeypatch.setattr(sparse_conv, "CHUNK_ROWS", request.param)
+    return request.param
+
+
 @pytest.mark.parametrize("kernel", [3, (3, 1, 1), 1])
-def test_subm_matches_dense_output_and_grads(kernel):
+def test_subm_matches_dense_output_and_grads(kernel, chunk_rows):
     torch.manual_seed(0)
     batch, shape = 2, (5, 7, 6)
     idx, feats = random_sparse(batch, shape, 60, 3, seed=1)
@@ -62,7 +72,7 @@ def test_subm_matches_dense_output_and_grads(kernel):
     (2, 2, 0),                  # even kernel
     (3, 1, 1),                  # stride 1 regular sparse conv (output dilates)
 ])
-def test_strided_matches_dense_output_and_grads(kernel, stride, padding):
+def test_strided_matches_dense_output_and_grads(kernel, stride, padding, chunk_rows):
     torch.manual_seed(0)
     batch, shape = 2, (7, 9, 8)
     idx, feats = random_sparse(batch, shape, 80, 3, seed=2)

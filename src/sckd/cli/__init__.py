@@ -34,11 +34,27 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def one_line(e: BaseException) -> str:
+    """The message of ``e`` on one line. An exception re-raised by a DataLoader from one of its
+    worker processes carries the worker's whole traceback in its text; keep the original
+    message (the last line, ``module.Type: message``)."""
+    text = str(e).strip()
+    if "\nOriginal Traceback" in text:
+        last = text.splitlines()[-1]
+        head, sep, rest = last.partition(": ")
+        return rest if sep and " " not in head else last
+    lines = text.splitlines()
+    return lines[0] if lines else ""
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     debug = "--debug" in argv
-    logging.basicConfig(level=logging.WARNING if "-q" in argv or "--quiet" in argv else logging.INFO,
-                        format="%(message)s", stream=sys.stderr)
+    level = logging.WARNING if "-q" in argv or "--quiet" in argv else logging.INFO
+    # The level sits on the console handler too: the run log file lowers the sckd logger to INFO.
+    console = logging.StreamHandler(sys.stderr)
+    console.setLevel(level)
+    logging.basicConfig(level=level, format="%(message)s", handlers=[console])
     try:
         parser = build_parser()
         args = parser.parse_args(argv)
@@ -50,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     except SckdError as e:
         if debug:
             raise
-        print(f"error: {e}", file=sys.stderr)
+        print(f"error: {one_line(e)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
@@ -58,8 +74,8 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as e:  # noqa: BLE001 - the one place that turns bugs into one line
         if debug:
             raise
-        print(f"internal error: {type(e).__name__}: {e} (rerun with --debug for the traceback)",
-              file=sys.stderr)
+        print(f"internal error: {type(e).__name__}: {one_line(e)} (rerun with --debug for the "
+              "traceback)", file=sys.stderr)
         return 1
 
 

@@ -37,7 +37,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _load(args: argparse.Namespace):
-    from sckd.config import apply_overrides, from_dict, load_yaml_tree
+    from sckd.config import apply_overrides, check_override_sections, from_dict, load_yaml_tree
     from sckd.data.config import DatasetConfig
     from sckd.eval.config import EvalConfig
 
@@ -47,6 +47,7 @@ def _load(args: argparse.Namespace):
     else:
         spec, root = args.data, args.root
     raw = apply_overrides(load_yaml_tree(spec), list(args.overrides))
+    check_override_sections(args.overrides, ("dataset", "eval"))
     if "dataset" not in raw:
         raise SckdError(f"{args.data}: config has no 'dataset' section")
     dcfg = from_dict(DatasetConfig, raw["dataset"], "dataset")
@@ -68,6 +69,11 @@ def run(args: argparse.Namespace) -> int:
 
     dcfg, ecfg = _load(args)
     result = evaluate_folder(dcfg, args.split, args.pred, ecfg)
+    if result.num_frames and len(result.missing_predictions) == result.num_frames:
+        # Almost always the wrong folder or file naming; an AP of 0 would hide that.
+        raise SckdError(f"{args.pred}: no prediction file for any of the {result.num_frames} frames "
+                        f"of split '{args.split}' (expected <frame>.txt, e.g. "
+                        f"{result.missing_predictions[0]}.txt)")
     print(result.format_table(r40=args.r40))
     if result.missing_predictions:
         log.warning("%d of %d frames have no prediction file in %s; they count as frames without "

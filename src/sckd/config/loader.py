@@ -83,6 +83,16 @@ def load_yaml_tree(path: str | Path, _seen: tuple[Path, ...] = ()) -> dict[str, 
     return deep_merge(merged, data)
 
 
+def check_override_sections(overrides: list[str] | tuple[str, ...], sections: tuple[str, ...]) -> None:
+    """Refuse ``--set`` keys outside the sections a command reads: a typo such as
+    ``datset.root=...`` would otherwise be ignored without a word."""
+    for item in overrides:
+        head = item.split("=", 1)[0].strip().split(".")[0]
+        if head not in sections:
+            raise SckdError(f"--set {item}: unknown section '{head}' (this command reads "
+                            f"{', '.join(sections)})")
+
+
 def apply_overrides(cfg: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
     """Apply ``a.b.c=value`` strings (value parsed as YAML) to a raw config dict.
 

@@ -26,7 +26,7 @@ from sckd.data.layout import DatasetLayout, say_once
 from sckd.data.points import read_bin
 from sckd.data.splits import check_frames_exist, list_split
 from sckd.data.types import Batch, Frame
-from sckd.errors import SckdError
+from sckd.errors import SckdError, warnings
 
 __all__ = ["RadarDataset", "collate", "list_split", "fov_mask"]
 
@@ -115,6 +115,8 @@ class RadarDataset(Dataset):
             T = calib.radar_from_lidar
             lidar = raw.copy()
             lidar[:, :3] = (raw[:, :3].astype(np.float64) @ T[:3, :3].T + T[:3, 3]).astype(np.float32)
+            self._warn_if_out_of_range(lidar, "LiDAR", self.layout.lidar_bin(fid))
+        self._warn_if_out_of_range(radar, "radar", self.layout.radar_bin(fid))
         if cfg.fov_filter:
             radar = radar[fov_mask(radar, calib, cfg.image_size)]
             if lidar is not None:
@@ -131,6 +133,17 @@ class RadarDataset(Dataset):
             labels = np.array([self.class_index.get(n, -1) for n in names], dtype=np.int64)
         return Frame(frame_id=fid, radar=radar, lidar=lidar, boxes=boxes, labels=labels, names=names,
                      calib=calib, has_labels=self.labeled)
+
+    def _warn_if_out_of_range(self, points: np.ndarray, what: str, path: Path) -> None:
+        """Counted warning for a cloud with points but none inside ``point_cloud_range`` (a
+        frame the detector sees as empty: usually a range or coordinate-frame mistake)."""
+        if not len(points):
+            return
+        r = self.cfg.point_cloud_range
+        xyz = points[:, :3]
+        inside = ((xyz >= np.asarray(r[:3], np.float32)) & (xyz <= np.asarray(r[3:], np.float32))).all(axis=1)
+        if not inside.any():
+            warnings.warn(f"{what} point cloud with no point inside dataset.point_cloud_range", str(path))
 
     def __getitem__(self, index: int) -> Frame:
         frame = self.load(index)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from sckd.config import apply_overrides, from_dict, load_yaml_tree
+from sckd.config import apply_overrides, check_override_sections, from_dict, load_yaml_tree
 from sckd.data.config import DatasetConfig
 from sckd.errors import SckdError
 
@@ -106,6 +106,7 @@ def load_dataset_config(spec: str | Path, root: str | Path | None = None,
     ``root``, when given, replaces ``dataset.root``.
     """
     raw = apply_overrides(load_yaml_tree(spec), list(overrides))
+    check_override_sections(overrides, ("dataset",))
     if "dataset" not in raw:
         raise SckdError(f"{spec}: config has no 'dataset' section")
     cfg = from_dict(DatasetConfig, raw["dataset"], "dataset")

@@ -131,8 +131,8 @@ def frame_groups(frame_ids: list[str], *, sequences: dict[str, str] | None = Non
 
 
 def draw_groups(groups: list[list[str]], fraction: float, seed: int) -> set[str]:
-    """Frames of whole groups, visited in a seeded random order, taken while a group brings the
-    count closer to ``fraction`` of all frames (at least one group)."""
+    """Frames of whole groups: visited in a seeded random order, a group is taken when it brings
+    the count closer to ``fraction`` of all frames; if none does, the group closest in size."""
     total = sum(len(g) for g in groups)
     if fraction >= 1.0:
         return {f for g in groups for f in g}
@@ -140,10 +140,10 @@ def draw_groups(groups: list[list[str]], fraction: float, seed: int) -> set[str]
     chosen: set[str] = set()
     for i in np.random.default_rng(seed).permutation(len(groups)):
         g = groups[int(i)]
-        if not chosen or abs(len(chosen) + len(g) - target) < abs(len(chosen) - target):
+        if abs(len(chosen) + len(g) - target) < abs(len(chosen) - target):
             chosen.update(g)
-        if len(chosen) >= target:
-            break
+    if not chosen:
+        chosen.update(min(groups, key=lambda g: abs(len(g) - target)))
     return chosen
 
 

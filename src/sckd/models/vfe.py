@@ -60,7 +60,7 @@ class PillarVFE(nn.Module):
     """PointPillars PFN over decorated points.
 
     Per point: ``[features, xyz - pillar point-mean, xyz - pillar centre (, ||xyz||)]``; with
-    ``use_absolute_xyz: false`` the configured features are dropped of x, y, z (OpenPCDet layout).
+    ``use_absolute_xyz: false`` x, y, z are left out of the features (OpenPCDet layout).
     """
 
     def __init__(self, feature_names: list[str], num_filters: list[int], voxel_size: list[float],

@@ -1,8 +1,8 @@
 """Sparse 3D convolution in plain PyTorch (CPU and CUDA, autograd-correct).
 
 A rulebook built by sorting linearised coordinates (:mod:`sckd.ops.rulebook`) lists the
-(input, output) pairs of every kernel offset. A layer gathers the input rows of all pairs
-(one ``index_select``), multiplies each offset's block by that offset's ``(Cin, Cout)``
+(input, output) pairs of every kernel offset. A layer gathers the input rows of a chunk of
+pairs (one ``index_select``), multiplies each offset's block by that offset's ``(Cin, Cout)``
 weight slice, and scatter-adds the products into the output rows (one ``index_add_``); the
 submanifold centre offset is a plain matmul. Backward runs the same rulebook reversed. The
 custom autograd function keeps only the input features, the weight and the rulebook.
@@ -54,25 +54,49 @@ _fp32_under_autocast = torch.amp.custom_fwd(device_type="cuda", cast_inputs=torc
 _same_autocast_in_backward = torch.amp.custom_bwd(device_type="cuda")
 
 
-def _segment_mm(x: Tensor, weight: Tensor, segments, transpose: bool = False) -> Tensor:
-    """Row block ``a:b`` of ``x`` times ``weight[k]`` (or its transpose) for each (k, a, b)."""
-    w = weight.transpose(1, 2) if transpose else weight
-    y = x.new_empty(x.shape[0], w.shape[2])
+CHUNK_ROWS = 1 << 15
+"""Pairs are processed in chunks of about this many rows: the gathered blocks stay in cache
+and below the allocator's mmap threshold (a fresh mmap per op costs a page fault per 4 KiB)."""
+
+
+def _chunks(segments: list[tuple[int, int, int]]) -> list[list[tuple[int, int, int]]]:
+    """Group consecutive (k, start, stop) segments into runs of about ``CHUNK_ROWS`` pairs,
+    splitting long segments."""
+    out: list[list[tuple[int, int, int]]] = [[]]
+    size = 0
     for k, a, b in segments:
-        torch.mm(x[a:b], w[k], out=y[a:b])
-    return y
+        while a < b:
+            step = min(b - a, max(CHUNK_ROWS - size, 1))
+            out[-1].append((k, a, a + step))
+            size += step
+            a += step
+            if size >= CHUNK_ROWS:
+                out.append([])
+                size = 0
+    return [c for c in out if c]
+
+
+def _gather_mm_scatter(src: Tensor, weight: Tensor, src_idx: Tensor, dst_idx: Tensor, dst: Tensor,
+                       segments: list[tuple[int, int, int]]) -> None:
+    """dst[dst_idx[p]] += src[src_idx[p]] @ weight[k] for every pair p of every segment."""
+    for chunk in _chunks(segments):
+        a0, b0 = chunk[0][1], chunk[-1][2]
+        x = src.index_select(0, src_idx[a0:b0])
+        y = x.new_empty(b0 - a0, weight.shape[2])
+        for k, a, b in chunk:
+            torch.mm(x[a - a0:b - a0], weight[k], out=y[a - a0:b - a0])
+        dst.index_add_(0, dst_idx[a0:b0], y)
 
 
 class _GatherMatmulScatter(torch.autograd.Function):
     """out[o] += f[i] @ W[k] for the pairs (i, o) of each offset k. One gather and one scatter
-    per layer (not per offset): few large parallel ops beat many small ones on 2 cores."""
+    per chunk of pairs (not per offset): few large parallel ops beat many small ones."""
 
     @staticmethod
     @_fp32_under_autocast
     def forward(ctx, feats: Tensor, weight: Tensor, rb: Rulebook) -> Tensor:  # weight (K, Cin, Cout)
         out = feats @ weight[rb.identity] if rb.identity >= 0 else feats.new_zeros(rb.n_out, weight.shape[2])
-        if rb.segments:
-            out.index_add_(0, rb.out_idx, _segment_mm(feats.index_select(0, rb.in_idx), weight, rb.segments))
+        _gather_mm_scatter(feats, weight, rb.in_idx, rb.out_idx, out, rb.segments)
         ctx.save_for_backward(feats, weight)
         ctx.rb = rb
         return out
@@ -83,22 +107,20 @@ class _GatherMatmulScatter(torch.autograd.Function):
         feats, weight = ctx.saved_tensors
         rb: Rulebook = ctx.rb
         grad = grad.contiguous()
-        need_f, need_w = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
         gf = gw = None
-        if need_f:
+        if ctx.needs_input_grad[0]:  # the transposed conv: outputs feed inputs through W[k]^T
             gf = grad @ weight[rb.identity].t() if rb.identity >= 0 else torch.zeros_like(feats)
-        if need_w:
+            _gather_mm_scatter(grad, weight.transpose(1, 2), rb.out_idx, rb.in_idx, gf, rb.segments)
+        if ctx.needs_input_grad[1]:
             gw = torch.zeros_like(weight)
             if rb.identity >= 0:
                 gw[rb.identity] = feats.t() @ grad
-        if rb.segments:
-            g = grad.index_select(0, rb.out_idx)
-            if need_f:
-                gf.index_add_(0, rb.in_idx, _segment_mm(g, weight, rb.segments, transpose=True))
-            if need_w:
-                x = feats.index_select(0, rb.in_idx)
-                for k, a, b in rb.segments:
-                    torch.mm(x[a:b].t(), g[a:b], out=gw[k])
+            for chunk in _chunks(rb.segments):
+                a0, b0 = chunk[0][1], chunk[-1][2]
+                x = feats.index_select(0, rb.in_idx[a0:b0])
+                g = grad.index_select(0, rb.out_idx[a0:b0])
+                for k, a, b in chunk:
+                    gw[k].addmm_(x[a - a0:b - a0].t(), g[a - a0:b - a0])
         return gf, gw, None
 
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from sckd.config import apply_overrides, from_dict, load_yaml_tree
+from sckd.config import apply_overrides, check_override_sections, from_dict, load_yaml_tree
 from sckd.errors import SckdError
 
 
@@ -347,6 +347,7 @@ def load_synth_config(path: str | Path | None = None, overrides: list[str] | tup
     ``--set synth.x=y`` overrides applied."""
     raw = load_yaml_tree(path if path is not None else "synth/default.yaml")
     raw = apply_overrides(raw, list(overrides))
+    check_override_sections(overrides, ("synth",))
     if "synth" not in raw:
         raise SckdError(f"{path or 'synth/default.yaml'}: config has no 'synth' section")
     return from_dict(SynthConfig, raw["synth"], "synth")
