@@ -17,6 +17,16 @@ from sckd.ops.boxes import box_corners
 from sckd.ops.iou import iou_bev_torch
 
 
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Many small ops: one thread is as fast on an idle machine and far faster on a busy one
+    (an OpenMP region waits for its second thread to be scheduled)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def load(name):
     raw = load_yaml_tree(f"experiments/{name}.yaml")
     return from_dict(ModelConfig, raw["model"], "model"), from_dict(DatasetConfig, raw["dataset"], "dataset")
@@ -246,20 +256,24 @@ def test_perfect_prediction_decodes_to_gt_and_has_zero_box_loss():
 
 
 def test_overfit_one_frame_detects_the_car():
-    """A few dozen steps on one frame: the car comes back as the top detection (IoU > 0.5)."""
+    """A few dozen steps on one frame: the car comes back as a detection (IoU > 0.5).
+    The CPU PointPillars config with a slimmer 2D backbone, to keep the test quick."""
     torch.manual_seed(0)
-    mcfg, ds = load("synth/pointpillars_radar")
-    det = build_detector(mcfg, ds)
+    raw = load_yaml_tree("experiments/synth/pointpillars_radar.yaml")
+    raw["model"]["backbone_2d"] = {"layer_nums": [1, 1, 1], "layer_strides": [2, 2, 2], "num_filters": [16, 32, 32],
+                                   "upsample_strides": [1, 2, 4], "num_upsample_filters": [16, 16, 16]}
+    ds = from_dict(DatasetConfig, raw["dataset"], "dataset")
+    det = build_detector(from_dict(ModelConfig, raw["model"], "model"), ds)
     batch = synthetic_batch(ds, batch_size=1, lidar=False, clutter=100)
     opt = torch.optim.Adam(det.parameters(), lr=3e-3)
-    first = None
-    for _ in range(40):
+    losses = []
+    for _ in range(30):
         loss = det.training_step(batch)["loss"]
-        first = first if first is not None else loss.item()
+        losses.append(loss.item())
         opt.zero_grad()
         loss.backward()
         opt.step()
-    assert loss.item() < 0.3 * first
+    assert losses[-1] < 0.3 * losses[0]
     det.train()  # BN batch statistics: one frame gives no useful running stats yet
     with torch.no_grad():
         dets = det.postprocess(det.head_forward(det.encode(batch)))[0]

@@ -5,10 +5,18 @@ import torch
 import torch.nn.functional as F
 
 from sckd.ops import sparse_conv
-
-
 from sckd.ops.rulebook import conv_output_shape, linear_keys, subm_rulebook
 from sckd.ops.sparse_conv import SparseConv3d, SparseSequential, SparseTensor, SubMConv3d
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Many small ops: one thread is as fast on an idle machine and far faster on a busy one
+    (an OpenMP region waits for its second thread to be scheduled)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 def random_sparse(batch, shape, n, cin, seed, dtype=torch.float64):

@@ -109,8 +109,14 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     try:
         ckpt = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as e:  # noqa: BLE001 - any unpickling problem is a bad file for the user
+        text = str(e)
+        if "Weights only load failed" in text:  # torch's advice to retry unsafely is not for us
+            found = re.search(r"GLOBAL (\S+)", text)
+            raise SckdError(f"{path}: not a readable checkpoint (it holds pickled Python objects"
+                            f"{', e.g. ' + found.group(1) if found else ''}, which could run code when "
+                            "loaded; sckd loads only tensors and plain data)") from None
         raise SckdError(f"{path}: not a readable checkpoint ({type(e).__name__}: "
-                        f"{str(e).splitlines()[0] if str(e) else ''})") from None
+                        f"{text.splitlines()[0] if text else ''})") from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise SckdError(f"{path}: not an sckd checkpoint (expected format {FORMAT!r})")
     return ckpt
