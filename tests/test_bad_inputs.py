@@ -58,8 +58,10 @@ model:
                 upsample_strides: [1, 2], num_upsample_filters: [8, 8]}
 train: {epochs: 1, batch_size: 2, workers: 0, val_every: 1, log_every: 1, progress: false, seed: 1}
 """
-RADAR = "{type: pillar, input: radar, point_features: [x, y, z, rcs], voxel_size: [0.64, 0.64, 5.0], pillar: {num_filters: [4]}}"
-LIDAR = "{type: pillar, input: lidar, point_features: [x, y, z, reflectance], voxel_size: [0.64, 0.64, 5.0], pillar: {num_filters: [4]}}"
+RADAR = ("{type: pillar, input: radar, point_features: [x, y, z, rcs], voxel_size: [0.64, 0.64, 5.0], "
+         "pillar: {num_filters: [4]}}")
+LIDAR = ("{type: pillar, input: lidar, point_features: [x, y, z, reflectance], voxel_size: [0.64, 0.64, 5.0], "
+         "pillar: {num_filters: [4]}}")
 TEACHER = NET + f"""
 name: bad_teacher
 model:
@@ -389,14 +391,15 @@ def checkpoint_truncated(w):
     p.write_bytes(p.read_bytes()[:3000])
     out = w.tmp / "preds"
     return ["predict", p, "--data", w.root, "--out", out], re.compile(
-        re.escape(f"{p}: not a readable checkpoint (") + r"[A-Za-z]+Error: .*\)")
+        re.escape(f"{p}: not a readable checkpoint (truncated, corrupt or not a torch file; ") + r"[A-Za-z]+Error: .+\)")
 
 
 @case
 def checkpoint_empty_file(w):
     p = w.tmp / "empty.pt"
     p.write_bytes(b"")
-    return ["predict", p, "--data", w.root, "--out", w.tmp / "preds"], f"{p}: not a readable checkpoint (EOFError: )"
+    return (["predict", p, "--data", w.root, "--out", w.tmp / "preds"],
+            f"{p}: not a readable checkpoint (truncated, corrupt or not a torch file; EOFError: )")
 
 
 @case
@@ -442,7 +445,16 @@ def checkpoint_truncated_as_latest_of_a_run(w):
     ck_dir.mkdir(parents=True)
     p = ck_dir / "step_00000002.pt"
     p.write_bytes(w.detector_checkpoint().read_bytes()[:5000])
-    return w.train(), re.compile(re.escape(f"{p}: not a readable checkpoint (") + r".*\)")
+    return w.train(), re.compile(re.escape(f"{p}: not a readable checkpoint (truncated, corrupt or not a torch "
+                                           "file; ") + r"[A-Za-z]+Error: .+\)")
+
+
+@case
+def checkpoint_without_training_state_resumed(w):
+    # weights only (like a distillation run's exported best.pt): fine for predict, not for resume
+    p = w.detector_checkpoint()
+    return w.train("--resume", p), (f"{p}: holds no training state (optimizer is missing), so training "
+                                    "cannot continue from it; resume from a step_*.pt checkpoint of the run")
 
 
 @case
@@ -456,7 +468,8 @@ def checkpoint_missing(w):
 @case
 def config_unknown_key(w):
     w.edit(w.cfg, "name: bad_inputs\n  encoders:", "name: bad_inputs\n  colour: red\n  encoders:")
-    return w.train(), re.compile(re.escape("config key 'model.colour': unknown key (allowed here: ") + r"[a-z_, 0-9]+\)")
+    return w.train(), re.compile(re.escape("config key 'model.colour': unknown key (allowed here: ")
+                                 + r"[a-z_, 0-9]+\)")
 
 
 @case

@@ -117,14 +117,17 @@ def test_predict_writes_one_kitti_file_per_frame(world, cli, capsys):
 def test_resume_without_a_path_continues_the_newest_run(world, cli, monkeypatch):
     data, cfg, root = world
     monkeypatch.setenv("SCKD_RUNS", str(root / "runs"))
-    assert cli("train", cfg, "--data", data, "--max-steps", "2", "--set", "train.val_every=0") == 0
+    common = ("--data", data, "--set", "train.val_every=0", "--epochs", "1")
+    assert cli("train", cfg, *common, "--max-steps", "2") == 0
     (run,) = list((root / "runs").iterdir())
     assert run.name.startswith("tiny_pp-")
     assert ck.latest_checkpoint(run / "checkpoints").name == "step_00000002.pt"
-    assert cli("train", cfg, "--data", data, "--resume", "--set", "train.val_every=0") == 0
+    assert cli("train", cfg, *common, "--resume") == 0
     assert list((root / "runs").iterdir()) == [run]  # continued in place, no new folder
-    assert ck.load_checkpoint(run / "checkpoints" / "final.pt")["step"] == 6
-    # --resume PATH to a checkpoint continues in that checkpoint's run folder too
-    assert cli("train", cfg, "--data", data, "--resume", run / "checkpoints" / "final.pt",
-               "--set", "train.val_every=0", "--epochs", "3") == 0
-    assert ck.load_checkpoint(run / "checkpoints" / "final.pt")["step"] == 9
+    assert ck.load_checkpoint(run / "checkpoints" / "final.pt")["step"] == 3
+    # --resume PATH to a checkpoint continues in that checkpoint's run folder too (here with a
+    # longer schedule: a counted warning, the config's schedule wins)
+    assert cli("train", cfg, "--data", data, "--set", "train.val_every=0", "--epochs", "2",
+               "--resume", run / "checkpoints" / "final.pt") == 0
+    final = ck.load_checkpoint(run / "checkpoints" / "final.pt")
+    assert final["step"] == 6 and final["scheduler"]["total_steps"] == 6

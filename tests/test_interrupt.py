@@ -163,3 +163,4 @@ def test_killed_while_writing_a_checkpoint_leaves_the_previous_one_as_latest(wor
     assert ck.load_checkpoint(latest)["step"] == n - 1
     text = _resume_and_compare(cfg, root, run, ref)
     assert f"resumed from {latest}" in text
+    assert not partial[0].exists()  # the continued run swept the half-written file away

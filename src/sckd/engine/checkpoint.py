@@ -115,8 +115,9 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
             raise SckdError(f"{path}: not a readable checkpoint (it holds pickled Python objects"
                             f"{', e.g. ' + found.group(1) if found else ''}, which could run code when "
                             "loaded; sckd loads only tensors and plain data)") from None
-        raise SckdError(f"{path}: not a readable checkpoint ({type(e).__name__}: "
-                        f"{text.splitlines()[0] if text else ''})") from None
+        first = text.splitlines()[0].split(". ")[0].rstrip(".") if text else ""
+        raise SckdError(f"{path}: not a readable checkpoint (truncated, corrupt or not a torch file; "
+                        f"{type(e).__name__}: {first})") from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise SckdError(f"{path}: not an sckd checkpoint (expected format {FORMAT!r})")
     return ckpt

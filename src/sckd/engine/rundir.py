@@ -85,6 +85,10 @@ def prepare_run_dir(path: Path) -> Path:
         (path / "tb").mkdir(exist_ok=True)
     except OSError as e:
         raise SckdError(f"{path}: cannot create the run directory ({e.strerror})") from None
+    # Half-written temp files of a run that was killed while saving (never read: the atomic
+    # rename did not happen); they would otherwise pile up across restarts.
+    for stale in (path / "checkpoints").glob(".*.tmp"):
+        stale.unlink(missing_ok=True)
     return path
 
 

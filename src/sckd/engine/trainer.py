@@ -27,8 +27,7 @@ from torch.utils.data import Dataset
 
 from sckd.engine import checkpoint as ck
 from sckd.engine.config import TrainConfig
-from sckd.engine.distributed import (DistEnv, all_gather_objects, any_rank, barrier, broadcast_object,
-                                     wrap_for_training)
+from sckd.engine.distributed import DistEnv, all_gather_objects, any_rank, barrier, wrap_for_training
 from sckd.engine.loader import iters_per_epoch, make_loader
 from sckd.engine.monitor import Monitor
 from sckd.engine.optim import OneCycle, build_optimizer
@@ -132,6 +131,11 @@ class Trainer:
         ckpt = ck.load_checkpoint(path, map_location=self.env.device)
         if self.signature:
             ck.check_signature(ckpt, self.signature, path)
+        lacking = [k for k in ("optimizer", "scheduler", "epoch", "step", "step_in_epoch", "iters_per_epoch")
+                   if ckpt.get(k) is None]
+        if lacking:  # e.g. an exported best.pt / final.pt of a distillation run
+            raise SckdError(f"{path}: holds no training state ({lacking[0]} is missing), so training cannot "
+                            "continue from it; resume from a step_*.pt checkpoint of the run")
         if ckpt["iters_per_epoch"] != self.ipe:
             raise SckdError(f"{path}: checkpoint has {ckpt['iters_per_epoch']} steps per epoch, this run "
                             f"{self.ipe} (batch size, number of processes or training split changed); "
