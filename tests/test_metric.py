@@ -277,3 +277,14 @@ def test_config_validation():
         from_dict(EvalConfig, {"regions": ["corridor"]}, "eval")
     cfg = from_dict(EvalConfig, {"iou_mode": "exact", "range_difficulty": [30, 50]}, "eval")
     assert cfg.region_names() == ["entire_area", "roi", "range_30", "range_50"]
+
+
+@pytest.mark.parametrize("mode", ["official", "exact"])
+def test_degenerate_predictions_overlap_nothing(mode):
+    """Zero-size and non-finite predicted boxes (a diverged model) must not crash the metric."""
+    gt = frame(obj(), obj(hwl=(0.0, 0.0, 0.0), x=5.0))
+    pred = frame(obj(hwl=(0.0, 0.0, 0.0), score=0.9), obj(x=5.0, hwl=(0.0, 0.0, 0.0), score=0.8),
+                 obj(hwl=(1e30, 1e30, 1e30), score=0.7))
+    res = evaluate([gt], [pred], EvalConfig(iou_mode=mode))
+    assert np.isfinite(ap(res))
+    assert ap(res) == 0.0

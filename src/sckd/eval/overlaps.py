@@ -86,12 +86,15 @@ def frame_overlaps(gt_bbox, gt_box, dt_bbox, dt_box, g5, d5, gt_off, dt_off, off
                 if official:
                     inter = intersection_f32(g5[i], d5[j], c1, c2, pts, tmp)
                     a_sum = g5[i, 2] * g5[i, 3] + d5[j, 2] * d5[j, 3]  # float32, as official
-                    ovbev[k] = np.float32(inter / (a_sum - inter))
+                    if a_sum - inter > 0:  # degenerate (zero-area) boxes overlap nothing
+                        ovbev[k] = np.float32(inter / (a_sum - inter))
                     inter = np.float64(np.float32(inter))  # the 3D path stores it as float32
                 else:
                     inter = _clip_area(dc[j], gc[i], buf_in, buf_out)
-                    ovbev[k] = np.float32(inter / (dt_box[j, 3] * dt_box[j, 5] + gt_box[i, 3] * gt_box[i, 5] - inter))
-                if inter <= 0:
+                    union = dt_box[j, 3] * dt_box[j, 5] + gt_box[i, 3] * gt_box[i, 5] - inter
+                    if union > 0:
+                        ovbev[k] = np.float32(inter / union)
+                if not inter > 0:  # also skips NaN from non-finite boxes
                     continue
                 dy = min(dt_box[j, 1], gt_box[i, 1]) - max(dt_box[j, 1] - dt_box[j, 4],
                                                             gt_box[i, 1] - gt_box[i, 4])
@@ -99,7 +102,8 @@ def frame_overlaps(gt_bbox, gt_box, dt_bbox, dt_box, g5, d5, gt_off, dt_off, off
                     inc = dy * inter
                     vol_d = dt_box[j, 3] * dt_box[j, 4] * dt_box[j, 5]
                     vol_g = gt_box[i, 3] * gt_box[i, 4] * gt_box[i, 5]
-                    ov3d[k] = np.float32(inc / (vol_d + vol_g - inc))
+                    if vol_d + vol_g - inc > 0:
+                        ov3d[k] = np.float32(inc / (vol_d + vol_g - inc))
     return ov2d, ovbev, ov3d
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import torch
 from torch import Tensor
 
 from sckd.data.types import Detections
@@ -16,6 +17,8 @@ def select_detections(boxes: Tensor, probs: Tensor, cfg: PostProcessConfig) -> D
     ``MULTI_CLASSES_NMS: False``); ``per_class``: every (anchor, class) score above the threshold
     is a candidate and boxes only suppress boxes of their own class.
     """
+    ok = torch.isfinite(boxes).all(dim=1, keepdim=True)  # a diverged head must not reach NMS
+    probs = probs * ok
     if cfg.nms_mode == "agnostic":
         scores, labels = probs.max(dim=1)
         rows = (scores > cfg.score_threshold).nonzero().squeeze(1)

@@ -29,10 +29,17 @@ def encode_boxes(boxes: Tensor, anchors: Tensor) -> Tensor:
                         torch.log(lg / la), torch.log(wg / wa), torch.log(hg / ha), rg - ra], dim=-1)
 
 
+MAX_LOG_SCALE = 5.0
+"""Largest decoded size ratio to the anchor, as a log (e^5 ~ 148x)."""
+
+
 def decode_boxes(deltas: Tensor, anchors: Tensor) -> Tensor:
     """Inverse of :func:`encode_boxes`: (..., 7) residuals + anchors -> (..., 7) boxes."""
     xa, ya, za, la, wa, ha, ra = anchors.unbind(-1)
     xt, yt, zt, lt, wt, ht, rt = deltas.unbind(-1)
+    # An untrained or diverging head can emit huge size residuals; cap sizes at e^MAX_LOG_SCALE
+    # times the anchor so decoded boxes stay finite (no effect on sane predictions).
+    lt, wt, ht = (t.clamp(max=MAX_LOG_SCALE) for t in (lt, wt, ht))
     diag = torch.sqrt(la**2 + wa**2)
     return torch.stack([xt * diag + xa, yt * diag + ya, zt * ha + za,
                         torch.exp(lt) * la, torch.exp(wt) * wa, torch.exp(ht) * ha, rt + ra], dim=-1)
