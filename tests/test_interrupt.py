@@ -164,3 +164,31 @@ def test_killed_while_writing_a_checkpoint_leaves_the_previous_one_as_latest(wor
     text = _resume_and_compare(cfg, root, run, ref)
     assert f"resumed from {latest}" in text
     assert not partial[0].exists()  # the continued run swept the half-written file away
+
+
+def test_sigterm_stops_after_the_step_with_a_checkpoint_then_resumes(world, tmp_path):
+    """A pre-empting scheduler sends SIGTERM: the run saves where it is and exits cleanly."""
+    root, cfg, ref = world
+    run = tmp_path / "run"
+    log = run / "train.log"
+    proc = subprocess.Popen([sys.executable, "-m", "sckd", *_argv(cfg, root, run)], env=_env(),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline and proc.poll() is None:
+            if log.is_file() and f" step 2/{TOTAL_STEPS} " in log.read_text():
+                break
+            time.sleep(0.01)
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    err = proc.stderr.read().decode() if proc.stderr else ""
+    assert proc.returncode != -signal.SIGTERM, err  # handled, not killed by the default action
+    assert "SIGTERM" in log.read_text()
+    latest = ck.latest_checkpoint(run / "checkpoints")
+    if not (run / "checkpoints" / "final.pt").exists():
+        assert latest is not None and ck.load_checkpoint(latest)["step"] >= 2
+        _resume_and_compare(cfg, root, run, ref)

@@ -56,6 +56,14 @@ def list_split(cfg: DatasetConfig, split: str, layout: DatasetLayout | None = No
 
 def check_frames_exist(layout: DatasetLayout, frames: list[str], source: str) -> None:
     """Raise naming ``source`` and the first frame whose radar ``.bin`` is missing."""
+    row = 4 * len(layout.cfg.radar.features)
     for fid in frames:
-        if not layout.radar_bin(fid).is_file():
-            raise SckdError(f"{source}: frame {fid} is listed but {layout.radar_bin(fid)} does not exist")
+        path = layout.radar_bin(fid)
+        try:
+            size = path.stat().st_size
+        except OSError:
+            raise SckdError(f"{source}: frame {fid} is listed but {path} does not exist") from None
+        # A stat per frame is cheap and catches a truncated file at start-up, not hours into training.
+        if size % row:
+            raise SckdError(f"{path}: size {size} bytes is not a multiple of {row} "
+                            f"({row // 4} float32 features per point); check the dataset's feature list")

@@ -169,16 +169,20 @@ class Trainer:
     def _install_sigint(self) -> Callable[[], None]:
         if threading.current_thread() is not threading.main_thread():
             return lambda: None
-        previous = signal.getsignal(signal.SIGINT)
+        # SIGTERM (a scheduler pre-empting the job) is treated like the first Ctrl-C.
+        signals = (signal.SIGINT, signal.SIGTERM)
+        previous = {s: signal.getsignal(s) for s in signals}
 
         def handler(signum, frame):  # noqa: ARG001
             if self._stop:
                 raise KeyboardInterrupt
             self._stop = True
-            log.warning("interrupt: stopping after this step with a checkpoint (Ctrl-C again to abort)")
+            log.warning("%s: stopping after this step with a checkpoint (Ctrl-C again to abort)",
+                        signal.Signals(signum).name)
 
-        signal.signal(signal.SIGINT, handler)
-        return lambda: signal.signal(signal.SIGINT, previous)
+        for s in signals:
+            signal.signal(s, handler)
+        return lambda: [signal.signal(s, h) for s, h in previous.items()] and None
 
     def train_step(self, batch: Any) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
         """One optimiser step; returns the detached loss terms and the (pre-clip) grad norm."""
