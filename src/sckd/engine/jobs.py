@@ -1,0 +1,205 @@
+"""Train-and-evaluate stages for sets of experiments (``sckd demo``, ``sckd reproduce``).
+
+A :class:`ModelJob` is one experiment config to train in ``OUT/runs/<key>`` (the engine
+continues from the folder's latest checkpoint after an interruption); its final checkpoint is
+copied to ``OUT/checkpoints/<key>.pt`` (for a distillation run: the exported student, a plain
+detector checkpoint). A job may name another job as its SCKD teacher: it then trains against
+that job's checkpoint. Evaluation writes KITTI prediction files with the checkpoint (what
+``sckd predict`` does) to ``OUT/predictions/<key>/`` and scores them with the VoD metric (what
+``sckd eval`` does) into ``OUT/results/<key>.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sckd.config import from_dict, load_yaml_tree
+from sckd.data.config import DatasetConfig
+from sckd.engine.experiment import ExperimentConfig, load_experiment
+from sckd.engine.pipeline import Stage, StageInterrupted
+from sckd.errors import SckdError
+
+log = logging.getLogger("sckd")
+
+
+@dataclass
+class DataSource:
+    """Where the data of every job comes from: a dataset root replacing ``dataset.root``
+    (the synthetic world), or a dataset config file (``dataset:`` section with its root) that
+    replaces the experiment's dataset section (e.g. the user's VoD config)."""
+
+    root: str | None = None
+    config_file: str | None = None
+
+    def apply(self, exp: ExperimentConfig) -> None:
+        if self.config_file:
+            tree = load_yaml_tree(self.config_file)
+            if "dataset" not in tree:
+                raise SckdError(f"{self.config_file}: config key 'dataset' is missing")
+            exp.dataset = from_dict(DatasetConfig, tree["dataset"], "dataset")
+        if self.root:
+            exp.dataset.root = self.root
+        if not exp.dataset.root:
+            raise SckdError(f"{self.config_file or 'dataset'}: config key 'dataset.root' is empty")
+
+    @property
+    def predict_arg(self) -> str:
+        """What ``predict_checkpoint(data=...)`` takes for this source."""
+        return self.config_file if self.config_file and not self.root else str(self.root)
+
+
+@dataclass
+class ModelJob:
+    key: str
+    """File-name stem: ``runs/<key>``, ``checkpoints/<key>.pt``, ``results/<key>.json``."""
+    label: str
+    """Row label in tables and plots."""
+    config: str
+    """Experiment config (path or name under configs/)."""
+    overrides: list[str] = field(default_factory=list)
+    teacher: str | None = None
+    """Key of the job whose checkpoint is this job's SCKD teacher (its config needs ``distill:``)."""
+    kind: str = "radar"
+    """``teacher`` (reads LiDAR), ``student`` (distillation) or ``radar``: for time estimates."""
+
+
+class JobSet:
+    def __init__(self, out: Path, jobs: list[ModelJob], data: DataSource, *,
+                 common_overrides: list[str] = (), split: str = "val") -> None:
+        self.out, self.jobs, self.data = Path(out), jobs, data
+        self.common = list(common_overrides)
+        self.split = split
+        keys = [j.key for j in jobs]
+        if len(set(keys)) != len(keys):
+            raise SckdError(f"job keys repeat: {keys}")
+        for j in jobs:
+            if j.teacher is not None and j.teacher not in keys:
+                raise SckdError(f"{j.config}: teacher job '{j.teacher}' is not in this set")
+
+    # --------------------------------------------------------------------------- paths
+
+    def job(self, key: str) -> ModelJob:
+        return next(j for j in self.jobs if j.key == key)
+
+    def run_dir(self, key: str) -> Path:
+        return self.out / "runs" / key
+
+    def checkpoint(self, key: str) -> Path:
+        return self.out / "checkpoints" / f"{key}.pt"
+
+    def predictions(self, key: str) -> Path:
+        return self.out / "predictions" / key
+
+    def result_file(self, key: str) -> Path:
+        return self.out / "results" / f"{key}.json"
+
+    # ----------------------------------------------------------------------- experiments
+
+    def experiment(self, job: ModelJob) -> ExperimentConfig:
+        exp = load_experiment(job.config, [*self.common, *job.overrides])
+        self.data.apply(exp)
+        exp.name = job.key
+        if job.teacher is not None:
+            if exp.distill is None:
+                raise SckdError(f"{job.config}: has no 'distill' section but is given a teacher")
+            exp.distill.teacher.checkpoint = str(self.checkpoint(job.teacher))
+        elif exp.distill is not None and not exp.distill.teacher.checkpoint:
+            raise SckdError(f"{job.config}: config key 'distill.teacher.checkpoint' is empty and no "
+                            "teacher job is named")
+        return exp
+
+    def validate(self) -> None:
+        """Load every job's config now, so a bad key fails before hours of training."""
+        for j in self.jobs:
+            exp = load_experiment(j.config, [*self.common, *j.overrides])
+            if j.teacher is not None and exp.distill is None:
+                raise SckdError(f"{j.config}: has no 'distill' section but is given a teacher")
+
+    # ------------------------------------------------------------------------ estimates
+
+    def train_estimate(self, job: ModelJob, sizes: dict[str, int], throughput: dict[str, float]) -> float:
+        """Seconds to train ``job`` at ``throughput[kind]`` frames/s (``sizes``: frames per
+        split), validations at ``throughput['eval']``; 0 when a figure is missing."""
+        exp = load_experiment(job.config, [*self.common, *job.overrides])
+        rate = throughput.get(job.kind if job.kind != "radar" else "baseline")
+        if not rate:
+            return 0.0
+        c = exp.train
+        frames = sizes.get(c.train_split, 0) * exp.pool.labeled_fraction
+        if exp.pool.rest_of_split == "unlabeled":
+            frames = sizes.get(c.train_split, 0)
+        frames += sum(sizes.get(s, 0) for s in exp.pool.unlabeled_splits)
+        if exp.pool.epoch == "labeled":
+            frames = sizes.get(c.train_split, 0) * exp.pool.labeled_fraction
+        elif exp.pool.epoch == "frames":
+            frames = exp.pool.epoch_frames or 0
+        n_val = (c.epochs // c.val_every + (c.epochs % c.val_every != 0)) if c.val_every else 0
+        return frames * c.epochs / rate + self.eval_estimate(sizes, throughput) * n_val
+
+    def eval_estimate(self, sizes: dict[str, int], throughput: dict[str, float]) -> float:
+        rate = throughput.get("eval")
+        return sizes.get(self.split, 0) / rate if rate else 0.0
+
+    # ---------------------------------------------------------------------------- stages
+
+    def train_stage(self, job: ModelJob, estimate_s: float = 0.0) -> Stage:
+        def run() -> dict[str, Any]:
+            from sckd.engine import checkpoint as ck
+            from sckd.engine.distributed import cleanup, init_distributed
+            from sckd.engine.run import train_experiment
+
+            exp = self.experiment(job)
+            if sys.stderr.isatty():
+                exp.train.progress = True  # a live bar on a terminal, log lines with ETA otherwise
+            env = init_distributed(exp.train.device)
+            try:
+                result = train_experiment(exp, run_dir=self.run_dir(job.key), env=env)
+            finally:
+                cleanup()
+            if result.stopped_early:
+                raise StageInterrupted(f"training of {job.key} stopped at step {result.state.step}")
+            final = self.run_dir(job.key) / "checkpoints" / "final.pt"
+            if not final.is_file():
+                raise SckdError(f"{final}: training finished without a final checkpoint")
+            self.checkpoint(job.key).parent.mkdir(parents=True, exist_ok=True)
+            ck.atomic_copy(final, self.checkpoint(job.key))
+            s = result.state
+            return {"steps": s.step, "epochs": s.epoch, "frames_per_s": result.frames_per_s}
+
+        what = f"train {job.label} ({job.config}" + (f", teacher: {job.teacher}" if job.teacher else "") + ")"
+        return Stage(f"train-{job.key}", what, run, [self.checkpoint(job.key)], estimate_s, "train")
+
+    def evaluate_stage(self, job: ModelJob, estimate_s: float = 0.0) -> Stage:
+        def run() -> dict[str, Any]:
+            import shutil
+
+            from sckd.engine import checkpoint as ck
+            from sckd.engine.predict import experiment_for_checkpoint, predict_checkpoint
+            from sckd.eval import evaluate_folder
+
+            path = self.checkpoint(job.key)
+            preds = self.predictions(job.key)
+            if preds.exists():
+                shutil.rmtree(preds)  # a cut-off earlier attempt
+            summary = predict_checkpoint(path, preds, data=self.data.predict_arg, split=self.split)
+            exp = experiment_for_checkpoint(ck.load_checkpoint(path), path, self.data.predict_arg)
+            result = evaluate_folder(exp.dataset, self.split, preds, exp.eval)
+            self.result_file(job.key).parent.mkdir(parents=True, exist_ok=True)
+            ck.atomic_write_text(json.dumps(result.to_official_json(), indent=1), self.result_file(job.key))
+            return {"frames": summary.frames, "detections": summary.detections, "mAP": result.mAP}
+
+        return Stage(f"eval-{job.key}", f"evaluate {job.label} on the {self.split} split "
+                     f"(predict -> {self.predictions(job.key).relative_to(self.out)}/, VoD metric)",
+                     run, [self.result_file(job.key)], estimate_s, "eval")
+
+    def read_result(self, key: str) -> dict[str, Any]:
+        p = self.result_file(key)
+        try:
+            return json.loads(p.read_text())
+        except (OSError, json.JSONDecodeError) as e:
+            raise SckdError(f"{p}: cannot read the evaluation result ({e})") from None

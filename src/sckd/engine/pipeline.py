@@ -1,0 +1,161 @@
+"""Resumable multi-stage jobs (``sckd demo``, ``sckd reproduce``): a list of stages run in order.
+
+A stage is done when its marker ``OUT/.stages/<name>.json`` exists and every one of its
+outputs is still there; a rerun skips done stages and runs the rest. A stage that was cut off
+simply runs again: stages that train call the engine, which continues from the run folder's
+latest checkpoint, so an interrupted training picks up where it stopped.
+
+Progress: before each stage a line says what runs and the time left for it and for the whole
+job. Estimates come from the caller (``Stage.estimate_s``, e.g. frames x epochs / typical
+throughput) and are rescaled by how fast the stages run so far went against their estimates.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import resource
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sckd.errors import SckdError
+
+log = logging.getLogger("sckd")
+
+MARKERS = ".stages"
+
+
+class StageInterrupted(Exception):
+    """A stage stopped early on request (Ctrl-C inside training) with its state saved."""
+
+
+@dataclass
+class Stage:
+    name: str
+    """Identifier (marker file name); stable across reruns."""
+    title: str
+    """What runs, for the progress line."""
+    run: Callable[[], dict[str, Any] | None]
+    """Does the work; may return a small JSON-able dict kept in the marker."""
+    outputs: list[Path] = field(default_factory=list)
+    """Files or folders the stage leaves behind; if one is missing the stage runs again."""
+    estimate_s: float = 0.0
+    """Rough duration on the reference machine (2 CPU cores), for the time-left figures."""
+    group: str = ""
+    """Stages of one group (e.g. ``train``) rescale each other's estimates by how fast the
+    finished ones ran against theirs."""
+
+
+@dataclass
+class StageRecord:
+    name: str
+    seconds: float
+    skipped: bool
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class PipelineResult:
+    records: list[StageRecord]
+    seconds: float
+    """Wall time of this invocation."""
+    peak_rss_mb: float
+    """Largest resident memory of this process (MiB)."""
+    peak_child_rss_mb: float
+    """Largest resident memory of one finished child process (data loaders, synth workers)."""
+
+    def record(self, name: str) -> StageRecord:
+        return next(r for r in self.records if r.name == name)
+
+    @property
+    def total_stage_seconds(self) -> float:
+        """Time of all stages, those of earlier (interrupted) invocations included."""
+        return sum(r.seconds for r in self.records)
+
+
+def fmt_duration(seconds: float) -> str:
+    seconds = int(round(max(seconds, 0.0)))
+    m, s = divmod(seconds, 60)
+    h, m = divmod(m, 60)
+    return f"{h}h{m:02d}m{s:02d}s" if h else (f"{m}m{s:02d}s" if m else f"{s}s")
+
+
+def peak_memory_mb() -> tuple[float, float]:
+    """(this process, largest finished child) peak resident memory in MiB (Linux reports KiB,
+    macOS bytes)."""
+    scale = 1.0 / 1024 if sys.platform != "darwin" else 1.0 / (1024 * 1024)
+    return (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale,
+            resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * scale)
+
+
+class Pipeline:
+    def __init__(self, out: Path, stages: list[Stage], say: Callable[[str], None] = print) -> None:
+        names = [s.name for s in stages]
+        if len(set(names)) != len(names):
+            raise ValueError(f"duplicate stage names in {names}")
+        self.out, self.stages, self.say = Path(out), stages, say
+        self.marker_dir = self.out / MARKERS
+
+    def marker(self, name: str) -> Path:
+        return self.marker_dir / f"{name}.json"
+
+    def read_marker(self, name: str) -> dict[str, Any] | None:
+        p = self.marker(name)
+        if not p.is_file():
+            return None
+        try:
+            data = json.loads(p.read_text())
+        except (OSError, json.JSONDecodeError):
+            return None  # a torn marker: the stage runs again
+        return data if isinstance(data, dict) else None
+
+    def is_done(self, stage: Stage) -> bool:
+        return self.read_marker(stage.name) is not None and all(p.exists() for p in stage.outputs)
+
+    def _write_marker(self, stage: Stage, seconds: float, info: dict[str, Any]) -> None:
+        from sckd.engine.checkpoint import atomic_write_text
+
+        self.marker_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(json.dumps({"seconds": seconds, "info": info}, indent=1), self.marker(stage.name))
+
+    @staticmethod
+    def _scale(spent: dict[str, list[float]], stage: Stage) -> float:
+        est, real = spent.get(stage.group, (0.0, 0.0)) if stage.group else (0.0, 0.0)
+        return real / est if est > 0 else 1.0
+
+    def run(self) -> PipelineResult:
+        t_start = time.perf_counter()
+        records: list[StageRecord] = []
+        n = len(self.stages)
+        spent: dict[str, list[float]] = {}  # group -> [estimated, real] seconds of stages run now
+        for k, stage in enumerate(self.stages, 1):
+            head = f"[{k}/{n}] {stage.title}"
+            if self.is_done(stage):
+                m = self.read_marker(stage.name) or {}
+                records.append(StageRecord(stage.name, float(m.get("seconds", 0.0)), True, m.get("info") or {}))
+                self.say(f"{head}: done earlier ({fmt_duration(records[-1].seconds)}), reusing it")
+                continue
+            rest = [s for s in self.stages[k - 1:] if not self.is_done(s)]
+            left = sum(self._scale(spent, s) * s.estimate_s for s in rest)
+            eta = (f" (about {fmt_duration(self._scale(spent, stage) * stage.estimate_s)}; "
+                   f"{fmt_duration(left)} left in all)") if stage.estimate_s else ""
+            self.say(f"{head}{eta}")
+            t0 = time.perf_counter()
+            info = stage.run() or {}
+            dt = time.perf_counter() - t0
+            missing = [str(p) for p in stage.outputs if not p.exists()]
+            if missing:
+                raise SckdError(f"{missing[0]}: stage '{stage.name}' finished without writing it")
+            self._write_marker(stage, dt, info)
+            records.append(StageRecord(stage.name, dt, False, info))
+            if stage.estimate_s and stage.group:
+                acc = spent.setdefault(stage.group, [0.0, 0.0])
+                acc[0] += stage.estimate_s
+                acc[1] += dt
+            self.say(f"      {stage.name} done in {fmt_duration(dt)}")
+        rss, child = peak_memory_mb()
+        return PipelineResult(records, time.perf_counter() - t_start, rss, child)

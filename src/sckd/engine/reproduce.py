@@ -1,0 +1,153 @@
+"""``sckd reproduce``: train, evaluate and tabulate one of the SCKD paper's experiment sets.
+
+A table spec (``configs/reproduce/table<N>.yaml``) lists jobs by experiment stem; they are
+looked up under ``experiments/synth/`` (the default: a synthetic world made in ``OUT/world``
+like the demo's, or an existing one) or ``experiments/vod/`` (the user's View-of-Delft, given
+as a dataset config with its root, or as the root folder). Every stage is resumable; the
+table goes to ``OUT/table.md`` / ``OUT/table.txt`` and the terminal.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sckd.config import CONFIG_ROOT, from_dict, load_yaml_tree, resolve_config_path
+from sckd.engine.demo import DemoWorld, load_demo_config, split_sizes, world_stage
+from sckd.engine.jobs import DataSource, JobSet, ModelJob
+from sckd.engine.pipeline import Pipeline, PipelineResult, Stage
+from sckd.engine.report import ModelScores, format_markdown_table, format_text_table, gain
+from sckd.errors import SckdError
+
+TABLES = ("table1", "table3", "table4", "table5")
+
+
+@dataclass
+class JobSpec:
+    key: str
+    label: str
+    experiment: str
+    """Config stem under ``experiments/<family>/``."""
+    teacher: str | None = None
+    reference: list[float] | None = None
+    """The paper's VoD val mAP (EAA, DC)."""
+    overrides: list[str] = field(default_factory=list)
+
+
+@dataclass
+class TableSpec:
+    title: str
+    jobs: list[JobSpec]
+    gains: list[list[str]] = field(default_factory=list)
+    """Pairs ``[a, b]``: a row ``a - b`` under the table."""
+
+    def validate(self, path: str) -> None:
+        keys = {j.key for j in self.jobs}
+        for pair in self.gains:
+            if len(pair) != 2 or not set(pair) <= keys:
+                raise SckdError(f"config key '{path}.gains': {pair} must name two job keys of {sorted(keys)}")
+
+
+def load_table(name: str) -> TableSpec:
+    if name not in TABLES:
+        raise SckdError(f"{name}: unknown table (one of {', '.join(TABLES)})")
+    raw = load_yaml_tree(f"reproduce/{name}.yaml")
+    if "reproduce" not in raw:
+        raise SckdError(f"reproduce/{name}.yaml: config has no 'reproduce' section")
+    return from_dict(TableSpec, raw["reproduce"], "reproduce")
+
+
+@dataclass
+class DataChoice:
+    family: str
+    """``synth`` or ``vod``: which experiments/<family>/ configs run."""
+    source: DataSource | None
+    """None: make the synthetic world in OUT/world."""
+
+
+def choose_data(data: str | None) -> DataChoice:
+    """``None`` / ``synth``: a new synthetic world; a folder with ``synth_config.yaml``: that
+    world; another folder: a View-of-Delft root; a YAML file: its ``dataset:`` section (the
+    family from ``dataset.name``, with its ``root``)."""
+    if data in (None, "synth"):
+        return DataChoice("synth", None)
+    p = Path(data).expanduser()
+    if p.is_dir():
+        p = p.resolve()
+        return DataChoice("synth" if (p / "synth_config.yaml").is_file() else "vod", DataSource(root=str(p)))
+    tree = load_yaml_tree(data)
+    ds = tree.get("dataset")
+    if not isinstance(ds, dict):
+        raise SckdError(f"{data}: config key 'dataset' is missing (--data takes a dataset config or root)")
+    family = str(ds.get("name", ""))
+    if not (CONFIG_ROOT / "experiments" / family).is_dir():
+        raise SckdError(f"{data}: config key 'dataset.name' is '{family}'; experiment sets exist for "
+                        f"{sorted(d.name for d in (CONFIG_ROOT / 'experiments').iterdir() if d.is_dir())}")
+    if not ds.get("root"):
+        raise SckdError(f"{data}: config key 'dataset.root' is empty (set it to your dataset folder)")
+    path = str(p.resolve()) if p.is_file() else str(resolve_config_path(data))
+    return DataChoice(family, DataSource(config_file=path))
+
+
+class Reproduction:
+    def __init__(self, out: Path, table: str, data: str | None, overrides: list[str] = (), say=print) -> None:
+        self.out, self.name, self.say = Path(out), table, say
+        self.spec = load_table(table)
+        self.choice = choose_data(data)
+        self.world: DemoWorld | None = None
+        source = self.choice.source
+        if source is None:
+            self.world = load_demo_config("demo/default.yaml").world
+            source = DataSource(root=str(self.out / "world"))
+        fam = self.choice.family
+        jobs = []
+        for j in self.spec.jobs:
+            exp = CONFIG_ROOT / "experiments" / fam / f"{j.experiment}.yaml"
+            if not exp.is_file():
+                raise SckdError(f"reproduce/{table}.yaml: experiment '{j.experiment}' has no config {exp}")
+            kind = "student" if j.teacher else ("teacher" if "teacher" in j.experiment else "radar")
+            jobs.append(ModelJob(j.key, j.label, str(exp), list(j.overrides), j.teacher, kind))
+        self.jobs = JobSet(self.out, jobs, source, common_overrides=list(overrides))
+
+    def stages(self) -> list[Stage]:
+        stages: list[Stage] = []
+        sizes: dict[str, int] = {}
+        tp: dict[str, float] = {}
+        if self.world is not None and self.choice.family == "synth":
+            tp = load_demo_config("demo/default.yaml").throughput
+            sizes = split_sizes(self.world)
+            stages.append(world_stage(self.out, self.world, self.world.frames / tp.get("synth", 25.0), self.say))
+        stages += [self.jobs.train_stage(j, self.jobs.train_estimate(j, sizes, tp)) for j in self.jobs.jobs]
+        stages += [self.jobs.evaluate_stage(j, self.jobs.eval_estimate(sizes, tp)) for j in self.jobs.jobs]
+        return stages
+
+    def run(self) -> PipelineResult:
+        self.out.mkdir(parents=True, exist_ok=True)
+        self.jobs.validate()
+        return Pipeline(self.out, self.stages(), self.say).run()
+
+    def tables(self) -> tuple[str, str]:
+        """(text, Markdown) tables of the finished jobs."""
+        classes = list(self.jobs.experiment(self.jobs.jobs[0]).eval.classes)
+        rows = {j.key: ModelScores.from_official(j.label, self.jobs.read_result(j.key), classes) for j in self.jobs.jobs}
+        gains = [gain(rows[a], rows[b], f"{rows[a].label} - {rows[b].label}") for a, b in self.spec.gains]
+        ref = None
+        if self.choice.family == "vod":
+            ref = {j.label: (j.reference[0], j.reference[1]) for j in self.spec.jobs if j.reference}
+        ordered = [rows[j.key] for j in self.jobs.jobs]
+        return (format_text_table(ordered, classes, gains, ref), format_markdown_table(ordered, classes, gains, ref))
+
+    def write(self, result: PipelineResult) -> tuple[Path, str]:
+        from sckd.engine.checkpoint import atomic_write_text
+        from sckd.engine.pipeline import fmt_duration
+
+        text, md = self.tables()
+        where = "synthetic world" if self.choice.family == "synth" else "View-of-Delft"
+        head = f"{self.spec.title} -- {where}, {self.jobs.split} split, 3D AP|R11 (%)"
+        atomic_write_text(f"{head}\n\n{text}\n", self.out / "table.txt")
+        atomic_write_text(f"# {head}\n\n{md}\n\nTotal time {fmt_duration(result.total_stage_seconds)}.\n",
+                          self.out / "table.md")
+        atomic_write_text(json.dumps({j.key: self.jobs.read_result(j.key) for j in self.jobs.jobs}, indent=1),
+                          self.out / "table.json")
+        return self.out / "table.md", f"{head}\n{text}"

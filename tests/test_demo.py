@@ -1,0 +1,211 @@
+"""``sckd demo``: the resumable stage runner, the result table, and the whole job end to end
+(``sckd demo --quick``, interrupted once and continued)."""
+
+import json
+import math
+import re
+
+import numpy as np
+import pytest
+
+from sckd.engine.pipeline import Pipeline, Stage
+from sckd.engine.report import ModelScores, format_markdown_table, format_text_table, gain
+from sckd.engine.report_plots import pick_frames
+from sckd.errors import SckdError
+
+# ------------------------------------------------------------------------------ stage runner
+
+
+def _stage(name, out_file, calls, estimate=0.0, group=""):
+    def run():
+        calls.append(name)
+        out_file.write_text(name)
+        return {"wrote": out_file.name}
+    return Stage(name, f"make {name}", run, [out_file], estimate, group)
+
+
+def test_pipeline_skips_done_stages_and_reruns_lost_outputs(tmp_path):
+    calls, lines = [], []
+    a, b = tmp_path / "a.txt", tmp_path / "b.txt"
+    res = Pipeline(tmp_path, [_stage("a", a, calls), _stage("b", b, calls)], lines.append).run()
+    assert calls == ["a", "b"] and [r.skipped for r in res.records] == [False, False]
+    assert res.record("a").info == {"wrote": "a.txt"}
+    # rerun: nothing to do
+    res = Pipeline(tmp_path, [_stage("a", a, calls), _stage("b", b, calls)], lines.append).run()
+    assert calls == ["a", "b"] and all(r.skipped for r in res.records)
+    assert res.record("b").info == {"wrote": "b.txt"}  # kept from the marker
+    assert any("done earlier" in ln for ln in lines)
+    # an output that disappeared makes its stage run again, the other stays done
+    b.unlink()
+    Pipeline(tmp_path, [_stage("a", a, calls), _stage("b", b, calls)], lines.append).run()
+    assert calls == ["a", "b", "b"]
+
+
+def test_pipeline_interrupted_stage_runs_again_and_earlier_ones_do_not(tmp_path):
+    calls = []
+    a, b = tmp_path / "a.txt", tmp_path / "b.txt"
+
+    def broken():
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        Pipeline(tmp_path, [_stage("a", a, calls), Stage("b", "b", broken, [b])], lambda s: None).run()
+    assert not (tmp_path / ".stages" / "b.json").exists()
+    Pipeline(tmp_path, [_stage("a", a, calls), _stage("b", b, calls)], lambda s: None).run()
+    assert calls == ["a", "b"]
+
+
+def test_pipeline_stage_without_its_output_is_an_error(tmp_path):
+    st = Stage("x", "x", lambda: None, [tmp_path / "never.txt"])
+    with pytest.raises(SckdError, match="never.txt"):
+        Pipeline(tmp_path, [st], lambda s: None).run()
+
+
+def test_pipeline_eta_rescales_within_a_group(tmp_path, monkeypatch):
+    """Stage 'a' is estimated at 10 s and takes 20 s (clock mocked): the next stage of the same
+    group is announced at twice its estimate, a stage of another group unscaled."""
+    import sckd.engine.pipeline as pl
+
+    clock = iter([0.0, 100.0, 120.0] + [200.0] * 20)
+    monkeypatch.setattr(pl.time, "perf_counter", lambda: next(clock))
+    lines, calls = [], []
+    stages = [_stage("a", tmp_path / "a", calls, 10.0, "train"), _stage("b", tmp_path / "b", calls, 30.0, "train"),
+              _stage("c", tmp_path / "c", calls, 30.0, "eval")]
+    Pipeline(tmp_path, stages, lines.append).run()
+    heads = [ln for ln in lines if ln.startswith("[")]
+    assert "about 10s; 1m10s left in all" in heads[0]
+    assert "about 1m00s; 1m30s left in all" in heads[1]  # 30 s x 2, plus c unscaled
+    assert "about 30s; 30s left in all" in heads[2]
+
+
+# ------------------------------------------------------------------------------ result table
+
+CLASSES = ["Car", "Pedestrian", "Cyclist"]
+
+
+def _official(car, ped, cyc, dc_shift):
+    ea = {"Car_3d_all": car, "Pedestrian_3d_all": ped, "Cyclist_3d_all": cyc, "mAP_3d": (car + ped + cyc) / 3}
+    roi = {k: v + dc_shift for k, v in ea.items()}
+    return {"entire_area": ea, "roi": roi}
+
+
+def test_scores_table_and_gain_by_hand():
+    base = ModelScores.from_official("baseline", _official(30.0, 20.0, 40.0, 10.0), CLASSES)
+    stud = ModelScores.from_official("student", _official(33.0, 26.0, 42.0, 12.0), CLASSES)
+    assert base.ap["entire_area"]["mAP"] == pytest.approx(30.0)
+    assert base.ap["roi"]["Car"] == pytest.approx(40.0)
+    g = gain(stud, base, "student - baseline")
+    # EAA: (33 + 26 + 42) / 3 - 30 = 3.6667; DC shifts 12 vs 10 -> +2 more
+    assert g.ap["entire_area"]["mAP"] == pytest.approx(11 / 3)
+    assert g.ap["roi"]["mAP"] == pytest.approx(11 / 3 + 2)
+    text = format_text_table([base, stud], CLASSES, [g])
+    assert re.search(r"student - baseline\s*\|\s*\+3\.00\s+\+6\.00\s+\+2\.00\s+\+3\.67\|\s*\+5\.00", text)
+    md = format_markdown_table([base, stud], CLASSES, [g])
+    assert "| baseline | 30.00 | 20.00 | 40.00 | 30.00 | 40.00 | 30.00 | 50.00 | 40.00 |" in md
+    assert "**+3.67**" in md and "**+5.67**" in md
+
+
+def test_missing_metric_keys_become_nan_not_zero():
+    s = ModelScores.from_official("x", {"entire_area": {"Car_3d_all": 1.0}}, CLASSES)
+    assert s.ap["entire_area"]["Car"] == 1.0 and math.isnan(s.ap["entire_area"]["Pedestrian"])
+    assert math.isnan(s.ap["roi"]["mAP"])
+
+
+def test_pick_frames_spreads_over_the_split_and_prefers_busy_frames():
+    counts = [("a", np.array([0])), ("b", np.array([0, 1, 2])), ("c", np.array([0, 0, 0, 0])),
+              ("d", np.array([], np.int64)), ("e", np.array([1, 1])), ("f", np.array([2, -1, -1, -1]))]
+    # halves [a b c] and [d e f]: most classes present wins (b), then most objects (e: 2 > f: 1)
+    assert pick_frames(counts, 2, 3) == ["b", "e"]
+    assert pick_frames(counts, 0, 3) == []
+    assert pick_frames(counts[:1], 5, 3) == ["a"]
+
+
+# ------------------------------------------------------------------------------ end to end
+
+def _table_numbers(report: str, label: str) -> list[float]:
+    line = next(ln for ln in report.splitlines() if ln.startswith(f"| {label} |"))
+    return [float(c.strip().strip("*")) for c in line.strip("|").split("|")[1:]]
+
+
+@pytest.mark.slow
+def test_quick_demo_end_to_end_with_an_interruption(tmp_path, cli, monkeypatch, capsys):
+    """``sckd demo --quick`` cut off while the baseline trains, then rerun: the world and the
+    teacher are reused, the job completes, and the report holds finite numbers that agree with
+    the result files and with ``sckd eval`` on the written predictions."""
+    import sckd.engine.jobs as jobs
+    from sckd.engine import checkpoint as ck
+
+    out = tmp_path / "demo"
+    real_train_stage = jobs.JobSet.train_stage
+
+    def cut_off(self, job, estimate_s=0.0):
+        stage = real_train_stage(self, job, estimate_s)
+        if job.key == "baseline":
+            def interrupted():
+                raise KeyboardInterrupt
+            stage.run = interrupted
+        return stage
+
+    monkeypatch.setattr(jobs.JobSet, "train_stage", cut_off)
+    assert cli("demo", "--quick", "--out", out) == 130
+    assert (out / "checkpoints" / "teacher.pt").is_file() and not (out / "checkpoints" / "baseline.pt").exists()
+    teacher_bytes = (out / "checkpoints" / "teacher.pt").read_bytes()
+    monkeypatch.setattr(jobs.JobSet, "train_stage", real_train_stage)
+
+    import sckd.data.synth as synth
+
+    def no_synth(*a, **k):
+        raise AssertionError("the world was made again")
+    monkeypatch.setattr(synth, "synthesize", no_synth)
+    capsys.readouterr()
+    assert cli("demo", "--quick", "--out", out) == 0
+    printed = capsys.readouterr().out
+    assert printed.count("done earlier") == 2  # world + teacher
+    assert (out / "checkpoints" / "teacher.pt").read_bytes() == teacher_bytes
+
+    # checkpoints: plain detectors that predict / eval load; the student has no teacher inside
+    for role in ("teacher", "baseline", "student"):
+        c = ck.load_checkpoint(out / "checkpoints" / f"{role}.pt")
+        assert "distill" not in c["config"] or "distill: null" in c["config"]
+        assert c["optimizer"] is None if role == "student" else True
+    # the report: table, figures, configs
+    report = (out / "report.md").read_text()
+    for png in ("curves_loss.png", "curves_val_map.png"):
+        assert (out / png).stat().st_size > 5000 and f"]({png})" in report
+    bevs = sorted(out.glob("bev_*.png"))
+    assert len(bevs) == 2 and all(f"]({p.name})" in report for p in bevs)
+    assert "experiments/synth/teacher" in report and "```yaml" in report
+    rows = {}
+    for role, label in (("teacher", "teacher (LiDAR+radar)"), ("baseline", "baseline (radar, GT)"),
+                        ("student", "SCKD student (radar)")):
+        nums = _table_numbers(report, label)
+        assert len(nums) == 8 and all(math.isfinite(v) and 0.0 <= v <= 100.0 for v in nums)
+        res = json.loads((out / "results" / f"{role}.json").read_text())
+        expect = [res[r][k] for r in ("entire_area", "roi")
+                  for k in ("Car_3d_all", "Pedestrian_3d_all", "Cyclist_3d_all", "mAP_3d")]
+        assert nums == pytest.approx(expect, abs=0.006)
+        # mAP is the mean of the three classes
+        assert nums[3] == pytest.approx(sum(nums[:3]) / 3, abs=0.02)
+        rows[role] = nums
+    gains = _table_numbers(report, "student - baseline")
+    assert gains == pytest.approx([s - b for s, b in zip(rows["student"], rows["baseline"])], abs=0.011)
+    assert "Wall time" in report and "peak memory" in report
+    # the student's row is what `sckd eval` says about its prediction files
+    capsys.readouterr()
+    assert cli("eval", "--data", "datasets/synth", "--root", out / "world", "--split", "val",
+               "--pred", out / "predictions" / "student", "--json", tmp_path / "s.json") == 0
+    again = json.loads((tmp_path / "s.json").read_text())
+    assert again["entire_area"]["mAP_3d"] == pytest.approx(rows["student"][3], abs=0.006)
+
+
+def test_demo_refuses_a_folder_made_with_other_settings(tmp_path, cli, capsys):
+    out = tmp_path / "d"
+    out.mkdir()
+    (out / "demo_settings.json").write_text(json.dumps({"world": {"frames": 1}}))
+    assert cli("demo", "--quick", "--out", out) == 2
+    assert "other settings" in capsys.readouterr().err
+    other = tmp_path / "busy"
+    other.mkdir()
+    (other / "thesis.tex").write_text("x")
+    assert cli("demo", "--out", other) == 2
+    assert "not empty" in capsys.readouterr().err
