@@ -90,7 +90,11 @@ def bench_inference(world: Path, frames: int, checkpoint: Path | None) -> dict:
         from sckd.engine import checkpoint as ck
 
         det.load_state_dict(ck.load_checkpoint(checkpoint)["model"])
-    ds = RadarDataset(exp.dataset, "val", with_lidar=False, labeled=False)
+    from sckd.data.splits import list_split
+
+    split = "val" if (world / "lidar" / "ImageSets" / "val.txt").read_text().strip() else "train"  # tiny worlds
+    ds = RadarDataset(exp.dataset, split, with_lidar=False, labeled=False)
+    assert list_split(exp.dataset, split)
     batches = [collate([ds[i]]) for i in range(min(frames, len(ds)))]
     times = []
     with torch.no_grad():

@@ -209,3 +209,51 @@ def test_demo_refuses_a_folder_made_with_other_settings(tmp_path, cli, capsys):
     (other / "thesis.tex").write_text("x")
     assert cli("demo", "--out", other) == 2
     assert "not empty" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------------------ reproduce
+
+@pytest.mark.parametrize("table", ["table1", "table3", "table4", "table5"])
+@pytest.mark.parametrize("family", ["synth", "vod"])
+def test_reproduce_tables_name_existing_experiments_with_matching_teachers(table, family, tmp_path):
+    """Every job of every table resolves to an experiment of both families; exactly the jobs
+    given a teacher are distillation runs, and their teacher is a detector job of the table."""
+    from sckd.config import CONFIG_ROOT
+    from sckd.engine.experiment import load_experiment
+    from sckd.engine.reproduce import load_table
+
+    spec = load_table(table)
+    keys = {j.key: j for j in spec.jobs}
+    for j in spec.jobs:
+        exp = load_experiment(CONFIG_ROOT / "experiments" / family / f"{j.experiment}.yaml")
+        assert (exp.distill is not None) == (j.teacher is not None), j.key
+        if j.teacher is not None:
+            assert keys[j.teacher].teacher is None
+            assert spec.jobs.index(keys[j.teacher]) < spec.jobs.index(j)  # trained first
+            assert exp.model.encoders.keys() == {"radar"}  # the student sees radar only
+        if j.reference is not None:
+            assert len(j.reference) == 2 and j.reference[0] < j.reference[1]  # EAA < DC in the paper
+
+
+def test_reproduce_data_choice(tmp_path):
+    from sckd.engine.reproduce import choose_data
+
+    assert choose_data(None).family == "synth" and choose_data(None).source is None
+    world = tmp_path / "w"
+    world.mkdir()
+    (world / "synth_config.yaml").write_text("seed: 0\n")
+    c = choose_data(str(world))
+    assert (c.family, c.source.root) == ("synth", str(world.resolve()))
+    vod = tmp_path / "vod"
+    vod.mkdir()
+    assert choose_data(str(vod)).family == "vod"
+    cfg = tmp_path / "my_vod.yaml"
+    cfg.write_text(f"base: datasets/vod.yaml\ndataset: {{root: {vod}}}\n")
+    c = choose_data(str(cfg))
+    assert (c.family, c.source.config_file) == ("vod", str(cfg.resolve()))
+    cfg.write_text("base: datasets/vod.yaml\n")
+    with pytest.raises(SckdError, match="dataset.root"):
+        choose_data(str(cfg))
+    cfg.write_text("dataset: {name: kitti, root: /x}\n")
+    with pytest.raises(SckdError, match="dataset.name"):
+        choose_data(str(cfg))

@@ -155,17 +155,19 @@ def plot_bev_panels(frame: Frame, panels: list[BoxSet], out: Path, radar_feature
     """One row of BEV panels of ``frame`` (same points, different boxes). ``gt``, when given, is
     drawn thin and dashed under every panel that is not itself the GT."""
     plt = _plt()
-    fig, axes = plt.subplots(1, len(panels), figsize=(4.6 * len(panels), 5.0), dpi=100, squeeze=False)
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels) + 1.0, 4.6), dpi=100, squeeze=False,
+                             layout="constrained")
     vcol = velocity_column(radar_features)
     v = frame.radar[:, vcol] if (vcol is not None and len(frame.radar)) else None
-    lim = max(float(np.abs(v).max()), 1e-3) if v is not None else 1.0
+    lim = max(float(np.percentile(np.abs(v), 98)), 1.0) if v is not None else 1.0
     sc = None
     for ax, p in zip(axes[0], panels):
         if p.show_lidar and frame.lidar is not None and len(frame.lidar):
             ax.scatter(frame.lidar[:, 0], frame.lidar[:, 1], s=0.2, c="0.75", linewidths=0)
         if len(frame.radar):
-            sc = ax.scatter(frame.radar[:, 0], frame.radar[:, 1], s=4, c=v if v is not None else "k",
-                            cmap="coolwarm", vmin=-lim, vmax=lim, linewidths=0)
+            # a dark rim keeps static radar points (white in the colour map) visible over LiDAR
+            sc = ax.scatter(frame.radar[:, 0], frame.radar[:, 1], s=7, c=v if v is not None else "k",
+                            cmap="coolwarm", vmin=-lim, vmax=lim, edgecolors="0.2", linewidths=0.3)
         if gt is not None and p is not gt:
             _draw_boxes(ax, gt.boxes, gt.labels, classes, lw=0.8, ls=":", alpha=0.8)
         seen: set[str] = set()
@@ -179,7 +181,7 @@ def plot_bev_panels(frame: Frame, panels: list[BoxSet], out: Path, radar_feature
             ax.legend(loc="upper right", fontsize=7)
     axes[0][0].set_ylabel("y left (m)")
     if sc is not None and v is not None:
-        fig.colorbar(sc, ax=list(axes[0]), shrink=0.8, pad=0.01, label=f"{radar_features[vcol]} (m/s)")
+        fig.colorbar(sc, ax=list(axes[0]), shrink=0.9, pad=0.01, label=f"radar {radar_features[vcol]} (m/s)")
     fig.suptitle(f"frame {frame.frame_id}")
     return _save(fig, out)
 

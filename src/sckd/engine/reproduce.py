@@ -107,7 +107,8 @@ class Reproduction:
             if not exp.is_file():
                 raise SckdError(f"reproduce/{table}.yaml: experiment '{j.experiment}' has no config {exp}")
             kind = "student" if j.teacher else ("teacher" if "teacher" in j.experiment else "radar")
-            jobs.append(ModelJob(j.key, j.label, str(exp), list(j.overrides), j.teacher, kind))
+            name = str(exp.relative_to(CONFIG_ROOT).with_suffix(""))  # e.g. experiments/synth/teacher
+            jobs.append(ModelJob(j.key, j.label, name, list(j.overrides), j.teacher, kind))
         self.jobs = JobSet(self.out, jobs, source, common_overrides=list(overrides))
 
     def stages(self) -> list[Stage]:
