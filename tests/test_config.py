@@ -1,5 +1,7 @@
 """Config loader: inheritance, --set overrides, typed validation with errors naming the key."""
 
+import dataclasses
+
 import pytest
 
 from sckd.config import apply_overrides, from_dict, load_yaml_tree
@@ -104,3 +106,21 @@ def test_missing_config_and_section(tmp_path):
 def test_required_field():
     with pytest.raises(SckdError, match="'dataset.name': missing"):
         from_dict(DatasetConfig, {}, "dataset")
+
+
+def test_numbers_written_without_a_dot_are_numbers():
+    # YAML 1.1 (safe_load) reads 3e-5 as a string; a float field takes it as the number
+    @dataclasses.dataclass
+    class C:
+        w: float = 0.0
+        opt: float | None = None
+    got = from_dict(C, {"w": "3e-5", "opt": "-2E3"}, "x")
+    assert got.w == 3e-5 and got.opt == -2000.0
+
+
+def test_a_wrong_value_in_an_optional_field_is_a_one_line_error():
+    @dataclasses.dataclass
+    class C:
+        opt: float | None = None
+    with pytest.raises(SckdError, match=r"config key 'x.opt': expected a number, got 'big'"):
+        from_dict(C, {"opt": "big"}, "x")

@@ -18,6 +18,7 @@ from sckd.engine import checkpoint as ck
 from sckd.engine.experiment import experiment_to_yaml, load_experiment
 from sckd.engine.run import build_model
 from sckd.errors import SckdError
+from sckd.models.config import PostProcessConfig
 from sckd.models.postprocess import select_detections
 
 NET = """
@@ -148,6 +149,16 @@ def test_pseudo_label_filter_keeps_exactly_the_boxes_above_sigma():
     assert pl.labels[0].tolist() == [2, 0, 2]
     assert torch.equal(pl.boxes[0], boxes[[2, 3, 5]]) and torch.equal(pl.scores[0], scores[[2, 3, 5]])
     assert pl.boxes[1].shape == (0, 7) and pl.count() == 3
+
+
+def test_pseudo_label_filter_with_one_sigma_per_class():
+    scores = torch.tensor([0.25, 0.25, 0.25, 0.35, 0.15, 0.45])
+    boxes = torch.arange(42, dtype=torch.float32).reshape(6, 7)
+    labels = torch.tensor([0, 1, 2, 0, 1, 2])
+    pl = filter_pseudo_labels([Detections(boxes, scores, labels)], [0.3, 0.2, 0.4])
+    assert pl.labels[0].tolist() == [1, 0, 2]  # 0.25 > 0.2 (Ped), 0.35 > 0.3 (Car), 0.45 > 0.4 (Cyc)
+    assert torch.equal(pl.boxes[0], boxes[[1, 3, 5]])
+    assert pseudo_post_config(PostProcessConfig(), [0.3, 0.2, 0.4]).score_threshold == 0.2
 
 
 def test_teacher_pseudo_labels_equal_post_nms_boxes_filtered_at_sigma(world):

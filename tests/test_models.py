@@ -170,6 +170,25 @@ def test_pillar_features_ignore_point_order_and_bev_placement():
     assert nz == [[1, int((-3.0 + 25.6) / 0.32), int(10.0 / 0.32)]]  # [b, iy, ix]
 
 
+def test_pillar_bev_convs_spread_one_pillar_over_their_receptive_field():
+    mcfg, ds = load("synth/pointpillars_radar")
+    mcfg.encoders["radar"].pillar.bev_convs = [8, 16]
+    enc = build_detector(mcfg, ds).encoders["radar"].eval()
+    assert enc.out_channels == 16
+    with torch.no_grad():
+        for layer in enc.bev_convs:
+            if isinstance(layer, torch.nn.Conv2d):
+                layer.weight.uniform_(0.1, 0.2)  # positive kernels: every cell they reach lights up
+        m = enc(torch.tensor([[0, 10.0, -3.0, 0.0, 0.0, 0.0, 0.0, 0.0]]), 1)
+    iy, ix = int((-3.0 + 25.6) / 0.32), int(10.0 / 0.32)
+    lit = m.abs().sum(1)[0] > 0
+    window = torch.zeros_like(lit)
+    window[iy - 2:iy + 3, ix - 2:ix + 3] = True  # two 3x3 convs: a 5x5 receptive field
+    # BN in eval with fresh statistics keeps an empty cell at zero, so exactly the window lights
+    # up, provided the pillar's PFN output is non-zero (it is after ReLU for positive weights).
+    assert lit[iy, ix] and bool((lit <= window).all()) and int(lit.sum()) == 25
+
+
 def make_assigner(other="negative", iou_type="nearest_bev"):
     anchors = [AnchorConfig("Car", [4.0, 2.0, 1.5], -1.0, 0.6, 0.45),
                AnchorConfig("Ped", [1.0, 1.0, 1.5], -1.0, 0.5, 0.35)]

@@ -9,6 +9,7 @@ fills defaults. Errors read ``config key 'model.head.anchors': expected a list, 
 from __future__ import annotations
 
 import dataclasses
+import re
 import types
 import typing
 from typing import Any, Literal, Union, get_args, get_origin
@@ -16,6 +17,9 @@ from typing import Any, Literal, Union, get_args, get_origin
 from sckd.errors import SckdError
 
 T = typing.TypeVar("T")
+
+
+_FLOAT_TEXT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
 
 
 def _err(path: str, problem: str) -> SckdError:
@@ -39,7 +43,7 @@ def _convert(tp: Any, value: Any, path: str) -> Any:
             try:
                 return _convert(a, value, path)
             except SckdError as e:
-                errors.append(str(e))
+                errors.append(e)
         raise errors[0] if len(errors) == 1 else _err(path, f"{value!r} matches none of {tp}")
     if origin is Literal:
         choices = get_args(tp)
@@ -73,6 +77,8 @@ def _convert(tp: Any, value: Any, path: str) -> Any:
             raise _err(path, f"expected an integer, got {value!r}")
         return value
     if tp is float:
+        if isinstance(value, str) and _FLOAT_TEXT.fullmatch(value.strip()):
+            return float(value)  # YAML 1.1 reads "3e-5" (no dot) as a string
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise _err(path, f"expected a number, got {value!r}")
         return float(value)

@@ -42,8 +42,10 @@ class FrfdConfig(FeatureLossConfig):
 @dataclass
 class SsodConfig:
     enabled: bool = True
-    sigma: float = 0.1
-    """Teacher boxes (post-NMS) with score > sigma become pseudo-labels."""
+    sigma: float | list[float] = 0.1
+    """Teacher boxes (post-NMS) with score > sigma become pseudo-labels: one value (the paper's
+    0.1) or one per class in the dataset's class order [inferred option: a teacher whose scores
+    are calibrated differently per class, e.g. after a short CPU schedule, needs its own]."""
     weight: float = 1.0
 
 
@@ -71,8 +73,10 @@ class DistillConfig:
         p = path or "distill"
         if self.adapter_kernel not in (1, 3):
             raise SckdError(f"config key '{p}.adapter_kernel': must be 1 or 3, got {self.adapter_kernel}")
-        if not 0.0 <= self.ssod.sigma < 1.0:
-            raise SckdError(f"config key '{p}.ssod.sigma': must be in [0, 1), got {self.ssod.sigma}")
+        sigmas = self.ssod.sigma if isinstance(self.ssod.sigma, list) else [self.ssod.sigma]
+        if not sigmas or not all(0.0 <= s < 1.0 for s in sigmas):
+            raise SckdError(f"config key '{p}.ssod.sigma': must be in [0, 1) (one value or one per class), "
+                            f"got {self.ssod.sigma}")
         for key in ("lrfd", "frfd", "ssod", "gt"):
             if getattr(self, key).weight < 0:
                 raise SckdError(f"config key '{p}.{key}.weight': must be >= 0")

@@ -55,6 +55,9 @@ class Distiller(nn.Module):
             (sh, sw), (th, tw) = bev_shape(student), bev_shape(teacher)
             raise SckdError(f"config key 'distill.teacher': teacher BEV map {th}x{tw} differs from the "
                             f"student's {sh}x{sw}; feature distillation needs one BEV grid")
+        if isinstance(cfg.ssod.sigma, list) and len(cfg.ssod.sigma) != len(student.class_names):
+            raise SckdError(f"config key 'distill.ssod.sigma': {len(cfg.ssod.sigma)} values for "
+                            f"{len(student.class_names)} classes {list(student.class_names)}")
         self.cfg = cfg
         self.student = student
         object.__setattr__(self, "teacher", freeze(teacher))  # not a submodule (see module doc)

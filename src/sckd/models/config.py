@@ -32,6 +32,10 @@ class PillarConfig:
     top of the raw point features (OpenPCDet's ``USE_ABSOLUTE_XYZ: True`` layout)."""
     with_distance: bool = False
     """Also append the point's range ``||xyz||``."""
+    bev_convs: list[int] = field(default_factory=list)
+    """Widths of 3x3 conv + BN + ReLU layers (stride 1) run on the scattered pillar map, so the
+    encoder's BEV map carries spatial context the way SECOND's sparse 3D convs give it; this
+    map is what feature distillation reads. [] = plain PointPillars (the scatter is the map)."""
 
 
 @dataclass
@@ -77,6 +81,8 @@ class EncoderConfig:
             raise _bad(path, "point_features", "must be a non-empty list of distinct names")
         if self.type == "pillar" and not self.pillar.num_filters:
             raise _bad(path, "pillar.num_filters", "at least one PFN layer is needed")
+        if any(w <= 0 for w in [*self.pillar.num_filters, *self.pillar.bev_convs]):
+            raise _bad(path, "pillar", "layer widths must be positive")
         if self.type == "voxel" and len(self.sparse.channels) != 4:
             raise _bad(path, "sparse.channels", "VoxelBackBone8x has exactly 4 stages")
 

@@ -1,7 +1,8 @@
 """PointPillars encoder: points -> pillars -> PFN -> scatter to the BEV grid.
 
-The BEV map this returns is what distillation reads for a PointPillars detector (there is no
-3D backbone: the pillar scatter *is* the BEV map).
+The BEV map this returns is what distillation reads for a PointPillars detector. Plain
+PointPillars has no 3D backbone (the pillar scatter *is* the BEV map); ``pillar.bev_convs``
+adds a few 3x3 convs after the scatter so the map holds spatial context, as SECOND's is.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 from torch import Tensor, nn
 
 from sckd.models.config import EncoderConfig
-from sckd.models.vfe import PillarVFE, PointFeatures
+from sckd.models.vfe import BN_EPS, BN_MOMENTUM, PillarVFE, PointFeatures
 from sckd.ops.voxelize import grid_size_of, voxelize
 
 
@@ -39,7 +40,14 @@ class PillarEncoder(nn.Module):
         self.point_features = PointFeatures(all_features, cfg.point_features, cfg.normalize)
         self.vfe = PillarVFE(cfg.point_features, cfg.pillar.num_filters, cfg.voxel_size, pc_range,
                              cfg.pillar.use_absolute_xyz, cfg.pillar.with_distance)
-        self.out_channels = self.vfe.out_channels
+        layers: list[nn.Module] = []
+        c = self.vfe.out_channels
+        for width in cfg.pillar.bev_convs:
+            layers += [nn.Conv2d(c, width, 3, padding=1, bias=False),
+                       nn.BatchNorm2d(width, eps=BN_EPS, momentum=BN_MOMENTUM), nn.ReLU()]
+            c = width
+        self.bev_convs = nn.Sequential(*layers)
+        self.out_channels = c
 
     def forward(self, points: Tensor, batch_size: int) -> Tensor:
         cfg = self.cfg
@@ -48,4 +56,4 @@ class PillarEncoder(nn.Module):
         pts = points.index_select(0, vox.point_index)
         feats = self.point_features(pts)
         pillars = self.vfe(feats, pts[:, 1:4], vox)
-        return scatter_to_bev(pillars, vox.coords, batch_size, *self.bev_shape)
+        return self.bev_convs(scatter_to_bev(pillars, vox.coords, batch_size, *self.bev_shape))
