@@ -113,6 +113,11 @@ def model_yaml(exp: ExperimentConfig) -> str:
     everything in ``model`` but post-processing, and the dataset's classes, range and features."""
     ds = exp.dataset
     model = {k: v for k, v in to_dict(exp.model).items() if k not in ("post", "name")}
+    # Options added after checkpoints were first written are left out while at their default,
+    # so those checkpoints keep their signature (they were trained without the option).
+    for enc in model.get("encoders", {}).values():
+        if not enc.get("pillar", {}).get("bev_convs", None):
+            enc.get("pillar", {}).pop("bev_convs", None)
     return yaml.safe_dump({"model": model, "classes": list(ds.classes),
                            "point_cloud_range": list(ds.point_cloud_range),
                            "radar_features": list(ds.radar.features),
