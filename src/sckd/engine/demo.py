@@ -33,7 +33,7 @@ SETTINGS = "demo_settings.json"
 
 @dataclass
 class DemoWorld:
-    frames: int = 600
+    frames: int = 540
     seed: int = 0
     workers: int = 2
     synth: list[str] = field(default_factory=list)
