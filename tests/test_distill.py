@@ -314,3 +314,36 @@ def test_sckd_train_then_predict_and_eval_the_exported_student(world, cli, tmp_p
         assert cli("eval", "--data", tree.root, "--pred", preds, "--json", tmp_path / "m.json") == 0
     finally:
         teacher_ckpt.with_suffix(".away").rename(teacher_ckpt)
+
+
+def test_pseudo_label_report_counts_what_the_distiller_would_keep(world, cli, tmp_path, capsys):
+    """`sckd pseudo-labels`: boxes per frame at each sigma equal the distiller's own
+    pseudo-labels (teacher_pseudo_labels) counted frame by frame on the un-augmented split."""
+    from sckd.engine.experiment import model_yaml
+    from sckd.engine.pseudo_stats import pseudo_label_quality
+
+    tree, root, _ = world
+    texp = load_experiment(root / "teacher.yaml")
+    texp.dataset.root = str(tree.root)
+    torch.manual_seed(0)
+    teacher = build_model(texp)
+    with torch.no_grad():
+        teacher.head.conv_cls.bias.fill_(0.0)
+    ckpt = tmp_path / "teacher.pt"
+    ck.atomic_torch_save({"format": ck.FORMAT, "model": teacher.state_dict(), "config": experiment_to_yaml(texp),
+                          "signature": ck.model_signature(teacher, model_yaml(texp))}, ckpt)
+    sigmas = [0.3, 0.5]
+    names, rows, best, n = pseudo_label_quality(ckpt, sigmas, data=str(tree.root), split="train")
+    assert names == list(texp.dataset.classes) and n == 5 and len(best) == len(names)
+    teacher.eval()
+    ds = RadarDataset(texp.dataset, "train", with_lidar=True, labeled=True)
+    for s, row in zip(sigmas, rows):
+        with torch.no_grad():
+            kept = sum(teacher_pseudo_labels(teacher, teacher.head_forward(teacher.encode(collate([ds[i]]))), s).count()
+                       for i in range(len(ds)))
+        assert row["boxes_per_frame"] == pytest.approx(kept / 5)
+        assert all(r != r or 0.0 <= r <= 1.0 for r in row["recall"] + row["precision"])  # NaN or a share
+    assert rows[0]["boxes_per_frame"] > 0
+    assert cli("pseudo-labels", ckpt, "--data", tree.root, "--sigmas", "0.3,0.5") == 0
+    assert "best F1 per class: distill.ssod.sigma=[" in capsys.readouterr().out
+    assert cli("pseudo-labels", ckpt, "--data", tree.root, "--sigmas", "0.3,1.5") == 2
