@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
+from torch import nn
 
 from sckd.config import apply_overrides, from_dict, load_yaml_tree
 from sckd.data.config import DatasetConfig
@@ -65,15 +66,23 @@ def experiment_for_checkpoint(ckpt: dict, path: Path, data: str | None = None,
     return exp
 
 
-def predict_checkpoint(path: str | Path, out_dir: str | Path, *, data: str | None = None,
-                       split: str = "val", overrides: list[str] | None = None, device: str = "auto",
-                       batch_size: int | None = None, workers: int | None = None) -> PredictSummary:
+def load_trained_model(path: str | Path, data: str | None = None,
+                       overrides: list[str] | None = None) -> tuple[ExperimentConfig, nn.Module]:
+    """The checkpoint's experiment (data and overrides applied) and its model, weights loaded
+    after the signature check."""
     path = Path(path)
     ckpt = ck.load_checkpoint(path)
     exp = experiment_for_checkpoint(ckpt, path, data, overrides)
     model = build_model(exp)
     ck.check_signature(ckpt, ck.model_signature(model, model_yaml(exp)), path)
     model.load_state_dict(ckpt["model"])
+    return exp, model
+
+
+def predict_checkpoint(path: str | Path, out_dir: str | Path, *, data: str | None = None,
+                       split: str = "val", overrides: list[str] | None = None, device: str = "auto",
+                       batch_size: int | None = None, workers: int | None = None) -> PredictSummary:
+    exp, model = load_trained_model(path, data, overrides)
     env = DistEnv(device=resolve_device(device))
     model.to(env.device)
     dataset = RadarDataset(exp.dataset, split, with_lidar=exp.needs_lidar, labeled=False)

@@ -9,11 +9,8 @@ import numpy as np
 
 from sckd.data.dataset import RadarDataset, collate
 from sckd.distill.pl_quality import MatchedBoxes, best_f1_sigma, match_frame, precision_recall
-from sckd.engine import checkpoint as ck
 from sckd.engine.distributed import DistEnv, resolve_device
-from sckd.engine.experiment import model_yaml
-from sckd.engine.predict import experiment_for_checkpoint
-from sckd.engine.run import build_model
+from sckd.engine.predict import load_trained_model
 from sckd.engine.validation import run_predictions
 from sckd.errors import SckdError
 
@@ -24,12 +21,7 @@ def pseudo_label_quality(path: str | Path, sigmas: list[float], *, data: str | N
     """(class names, one row per sigma, best-F1 sigma per class, frames used)."""
     if not sigmas or not all(0.0 <= s < 1.0 for s in sigmas):
         raise SckdError(f"--sigmas: values must be in [0, 1), got {sigmas}")
-    path = Path(path)
-    ckpt = ck.load_checkpoint(path)
-    exp = experiment_for_checkpoint(ckpt, path, data)
-    model = build_model(exp)
-    ck.check_signature(ckpt, ck.model_signature(model, model_yaml(exp)), path)
-    model.load_state_dict(ckpt["model"])
+    exp, model = load_trained_model(path, data)
     model.post.score_threshold = min(sigmas)
     env = DistEnv(device=resolve_device(device))
     model.to(env.device)
