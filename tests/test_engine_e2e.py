@@ -131,3 +131,22 @@ def test_resume_without_a_path_continues_the_newest_run(world, cli, monkeypatch)
                "--resume", run / "checkpoints" / "final.pt") == 0
     final = ck.load_checkpoint(run / "checkpoints" / "final.pt")
     assert final["step"] == 6 and final["scheduler"]["total_steps"] == 6
+
+
+def test_channels_last_trains_the_same_model_and_its_checkpoint_predicts(world, cli):
+    """train.channels_last changes the memory layout only: the weights after training match the
+    default layout's up to float rounding, and `sckd predict` loads the checkpoint normally."""
+    data, cfg, root = world
+    ref = root / "run_full"
+    if not (ref / "checkpoints" / "final.pt").is_file():
+        assert cli("train", cfg, "--data", data, "--out", ref) == 0
+    out = root / "run_nhwc"
+    assert cli("train", cfg, "--data", data, "--out", out, "--set", "train.channels_last=true") == 0
+    a, b = _weights(ref / "checkpoints" / "final.pt"), _weights(out / "checkpoints" / "final.pt")
+    assert a.keys() == b.keys()
+    assert any(v.dim() == 4 and v.is_contiguous(memory_format=torch.channels_last) and not v.is_contiguous()
+               for v in b.values())
+    for k in a:
+        torch.testing.assert_close(b[k].float(), a[k].float(), rtol=1e-3, atol=1e-4, msg=k)
+    assert cli("predict", out / "checkpoints" / "final.pt", "--data", data, "--out", root / "nhwc_preds") == 0
+    assert len(list((root / "nhwc_preds").glob("*.txt"))) == 2

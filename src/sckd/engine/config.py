@@ -54,6 +54,9 @@ class TrainConfig:
     deterministic: bool = False
     """Ask torch for deterministic kernels (slower on CUDA; CPU runs are deterministic anyway)."""
     device: Literal["auto", "cpu", "cuda"] = "auto"
+    channels_last: bool = False
+    """Keep 4D weights (and so conv activations) in NHWC layout. On CPU oneDNN runs these
+    convs faster: a synth teacher step measured 0.36 s vs 0.40 s (2 threads)."""
     sync_bn: bool = True
     """Convert BatchNorm to SyncBatchNorm under multi-GPU DDP (never on CPU/gloo)."""
     find_unused_parameters: bool = False

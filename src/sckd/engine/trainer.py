@@ -66,6 +66,8 @@ class Trainer:
                  export: Callable[[dict[str, Any]], dict[str, Any]] | None = None) -> None:
         self.cfg, self.env, self.run_dir = cfg, env, Path(run_dir)
         self.model = model.to(env.device)
+        if cfg.channels_last:  # the distiller forwards this to its frozen teacher too
+            self.model = self.model.to(memory_format=torch.channels_last)
         self.train_set, self.collate, self.validator = train_set, collate, validator
         self.config_yaml, self.signature, self.on_step = config_yaml, signature, on_step
         self.export = export
