@@ -36,6 +36,15 @@ def world(tmp_path_factory):
     return tree.root, cfg, root
 
 
+def _reference_run(world, cli):
+    """The uninterrupted default run (trained once per module, by whichever test needs it first)."""
+    data, cfg, root = world
+    ref = root / "run_full"
+    if not (ref / "checkpoints" / "final.pt").is_file():
+        assert cli("train", cfg, "--data", data, "--out", ref) == 0
+    return ref
+
+
 def _weights(path):
     return ck.load_checkpoint(path)["model"]
 
@@ -62,9 +71,7 @@ def test_train_end_to_end_writes_a_complete_run(world, cli):
 
 def test_interrupted_run_resumes_to_identical_weights(world, cli):
     data, cfg, root = world
-    ref = root / "run_full"
-    if not (ref / "checkpoints" / "final.pt").is_file():
-        assert cli("train", cfg, "--data", data, "--out", ref) == 0
+    ref = _reference_run(world, cli)
     out = root / "run_split"
     # Stop after 4 of 6 steps (mid epoch 2), then the same command again continues (auto-resume).
     assert cli("train", cfg, "--data", data, "--out", out, "--max-steps", "4") == 0
@@ -137,9 +144,7 @@ def test_channels_last_trains_the_same_model_and_its_checkpoint_predicts(world, 
     """train.channels_last changes the memory layout only: the weights after training match the
     default layout's up to float rounding, and `sckd predict` loads the checkpoint normally."""
     data, cfg, root = world
-    ref = root / "run_full"
-    if not (ref / "checkpoints" / "final.pt").is_file():
-        assert cli("train", cfg, "--data", data, "--out", ref) == 0
+    ref = _reference_run(world, cli)
     out = root / "run_nhwc"
     assert cli("train", cfg, "--data", data, "--out", out, "--set", "train.channels_last=true") == 0
     a, b = _weights(ref / "checkpoints" / "final.pt"), _weights(out / "checkpoints" / "final.pt")
