@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from sckd.engine.pipeline import Pipeline, Stage
-from sckd.engine.report import ModelScores, format_markdown_table, format_text_table, gain
+from sckd.engine.report import ModelScores, format_markdown_table, format_text_table, gain, gt_counts
 from sckd.engine.report_plots import pick_frames
 from sckd.errors import SckdError
 
@@ -111,6 +111,17 @@ def test_missing_metric_keys_become_nan_not_zero():
     assert math.isnan(s.ap["roi"]["mAP"])
 
 
+def test_ground_truth_counts_name_the_empty_cells():
+    meta = {"meta": {"num_gt": {"entire_area": {"Car": 422, "Pedestrian": 339, "Cyclist": 331},
+                                "roi": {"Car": 71, "Pedestrian": 0, "Cyclist": 92}}}}
+    line = gt_counts(meta, CLASSES)
+    assert "EAA Car 422 / Ped 339 / Cyc 331; DC Car 71 / Ped 0 / Cyc 92." in line
+    assert "DC Ped: no object" in line and "EAA Ped:" not in line
+    full = {"meta": {"num_gt": {"entire_area": dict.fromkeys(CLASSES, 5), "roi": dict.fromkeys(CLASSES, 1)}}}
+    assert "no object" not in gt_counts(full, CLASSES)
+    assert gt_counts({"entire_area": {}}, CLASSES) == ""
+
+
 def test_pick_frames_spreads_over_the_split_and_prefers_busy_frames():
     counts = [("a", np.array([0])), ("b", np.array([0, 1, 2])), ("c", np.array([0, 0, 0, 0])),
               ("d", np.array([], np.int64)), ("e", np.array([1, 1])), ("f", np.array([2, -1, -1, -1]))]
@@ -190,6 +201,7 @@ def test_quick_demo_end_to_end_with_an_interruption(tmp_path, cli, monkeypatch, 
     gains = _table_numbers(report, "student - baseline")
     assert gains == pytest.approx([s - b for s, b in zip(rows["student"], rows["baseline"])], abs=0.011)
     assert "Wall time" in report and "peak memory" in report
+    assert "Ground-truth objects in the validation split: EAA Car " in report
     # the student's row is what `sckd eval` says about its prediction files
     capsys.readouterr()
     assert cli("eval", "--data", "datasets/synth", "--root", out / "world", "--split", "val",

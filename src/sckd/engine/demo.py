@@ -22,7 +22,7 @@ from typing import Any
 from sckd.config import from_dict, load_yaml_tree, to_dict
 from sckd.engine.jobs import DataSource, JobSet, ModelJob
 from sckd.engine.pipeline import Pipeline, PipelineResult, Stage
-from sckd.engine.report import ModelScores, all_finite, gain
+from sckd.engine.report import ModelScores, all_finite, gain, gt_counts
 from sckd.errors import SckdError
 
 ROLES = ("teacher", "baseline", "student")
@@ -33,7 +33,7 @@ SETTINGS = "demo_settings.json"
 
 @dataclass
 class DemoWorld:
-    frames: int = 540
+    frames: int = 600
     seed: int = 0
     workers: int = 2
     synth: list[str] = field(default_factory=list)
@@ -208,6 +208,9 @@ class Demo:
                  "The student sees radar points only and never a label: it learns from the frozen "
                  "LiDAR + radar teacher (pseudo-labels + feature distillation) on the train and "
                  "unlabeled frames. The baseline is the same radar network trained on the train labels."]
+        counts = gt_counts(self.jobs.read_result("baseline"), self.classes())
+        if counts:
+            notes.append(counts)
         total = result.total_stage_seconds
         notes.append(f"Wall time {fmt_duration(total)} over all stages"
                      + (f" ({fmt_duration(result.seconds)} in the last invocation)"

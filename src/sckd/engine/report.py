@@ -98,6 +98,24 @@ def format_markdown_table(rows: list[ModelScores], classes: list[str], gains: li
     return "\n".join(out)
 
 
+def gt_counts(official: dict[str, Any], classes: list[str]) -> str:
+    """One line with the ground-truth objects per region and class from a result's ``meta``
+    (``""`` when it has none), saying why a class without objects in a region shows 0."""
+    num = (official.get("meta") or {}).get("num_gt") or {}
+    if not num:
+        return ""
+    parts, empty = [], []
+    for region, tag in REGIONS:
+        n = num.get(region) or {}
+        parts.append(f"{tag} " + " / ".join(f"{_ABBR.get(c, c)} {int(n.get(c, 0))}" for c in classes))
+        empty += [f"{tag} {_ABBR.get(c, c)}" for c in classes if int(n.get(c, 0)) == 0]
+    line = "Ground-truth objects in the validation split: " + "; ".join(parts) + "."
+    if empty:
+        line += (f" {', '.join(empty)}: no object of the class in the region, so AP is 0 for every "
+                 "model (the official tool's convention), not a failure to detect.")
+    return line
+
+
 def all_finite(rows: list[ModelScores]) -> bool:
     return all(math.isfinite(v) for r in rows for reg in r.ap.values() for v in reg.values())
 
