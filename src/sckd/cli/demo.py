@@ -52,7 +52,8 @@ def run(args: argparse.Namespace) -> int:
     print("3D AP|R11 (%) on the synthetic world's val split (VoD metric)")
     print(format_text_table(rows, demo.classes(), gains))
     print()
-    for note in demo.summary_notes(result)[:1] + demo.summary_notes(result)[2:]:
+    notes = demo.summary_notes(result)
+    for note in notes[:1] + notes[2:]:  # the second note explains the report's table only
         print(note)
     print(f"This invocation: {fmt_duration(time.perf_counter() - t0)}. "
           f"Report: {demo.out / 'report.md'}; checkpoints: {demo.out / 'checkpoints'}")
