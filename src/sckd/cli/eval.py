@@ -21,7 +21,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "annotated area and the driving corridor. A frame without a prediction file counts "
                     "as having no detections.")
     p.add_argument("--data", required=True, metavar="CONFIG_OR_ROOT",
-                   help="a VoD-layout dataset root, or a dataset/experiment config (name or YAML)")
+                   help="a dataset root (VoD layout, or Astyx: the folder with dataset.json), or a dataset/experiment config (name or YAML)")
     p.add_argument("--root", help="dataset root when --data is a config without one")
     p.add_argument("--split", default="val", help="split to evaluate (default val)")
     p.add_argument("--pred", required=True, metavar="DIR", help="folder of <frame>.txt prediction files")
@@ -41,9 +41,12 @@ def _load(args: argparse.Namespace):
     from sckd.data.config import DatasetConfig
     from sckd.eval.config import EvalConfig
 
+    from sckd.data.layout import detect_dataset
+
     data = Path(args.data)
     if data.is_dir():
-        spec, root = "vod", args.root or str(data)
+        # A bare folder: Astyx (dataset.json), a synthetic world, or else View-of-Delft.
+        spec, root = f"datasets/{detect_dataset(data)}.yaml", args.root or str(data)
     else:
         spec, root = args.data, args.root
     raw = apply_overrides(load_yaml_tree(spec), list(args.overrides))

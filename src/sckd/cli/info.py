@@ -14,7 +14,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("info", help="dataset statistics (points, boxes, points in boxes) and BEV plots",
                        description="Print statistics of a dataset split; --plot draws one frame.")
     p.add_argument("root", metavar="ROOT", help="dataset root (e.g. view_of_delft_PUBLIC)")
-    p.add_argument("--dataset", default="vod", help="vod | tj4d | synth | PATH.yaml (default vod)")
+    p.add_argument("--dataset", default=None,
+                   help="vod | tj4d | synth | astyx | PATH.yaml (default: astyx for a folder with dataset.json, "
+                        "synth for a synthetic world, else vod)")
     p.add_argument("--split", default="train", help="split to analyse (default train)")
     p.add_argument("--max-frames", type=int, default=None, metavar="N", help="analyse only the first N frames")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
@@ -26,13 +28,13 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from sckd.data.layout import load_dataset_config
+    from sckd.data.layout import detect_dataset, load_dataset_config
 
     if args.max_frames is not None and args.max_frames < 1:
         raise SckdError(f"--max-frames {args.max_frames}: must be at least 1")
     if args.plot is not None and not args.out:
         raise SckdError("--plot: needs --out PNG")
-    cfg = load_dataset_config(args.dataset, root=args.root, overrides=args.overrides)
+    cfg = load_dataset_config(args.dataset or detect_dataset(args.root), root=args.root, overrides=args.overrides)
     if args.plot is not None:
         _plot(cfg, args.plot, args.out)
     else:

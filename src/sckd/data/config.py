@@ -22,6 +22,44 @@ class SensorConfig:
     features: list[str]
     folder: str = "velodyne"
     """Folder of ``.bin`` files inside ``training/``."""
+    columns: list[str] | None = None
+    """Text-file layouts (Astyx): the header column read for each of ``features``, in order."""
+
+
+@dataclass
+class AstyxConfig:
+    """How an Astyx HiRes2019 folder (the one holding ``dataset.json``) is read.
+
+    The distributed text and JSON files are converted once into a VoD-layout cache (float32
+    ``.bin`` clouds, KITTI labels, splits); later runs only check it is up to date.
+    """
+
+    level: Literal["lidar", "none"] = "lidar"
+    """``lidar``: turn the radar frame into the LiDAR's axes (origin kept at the radar), in which
+    the labelled boxes stand upright and the road is near level; ``none``: the radar frame."""
+    cache_dir: str = ""
+    """Where the converted copy goes (default ``$SCKD_CACHE`` or ``~/.cache/sckd``, then
+    ``astyx/<hash of root and settings>``)."""
+    block_frames: int = 20
+    """Splits are drawn as contiguous blocks of this many frames (neighbours are near copies)."""
+    val_fraction: float = 0.25
+    unlabeled_fraction: float = 0.2
+    folds: int = 3
+    """Number of splits written; fold k's val blocks are the k-th slice of one seeded block
+    permutation, so the folds' val sets do not overlap while ``folds * val_fraction <= 1``."""
+    split_seed: int = 0
+    fold: int = 0
+    """Which split the ``train`` / ``val`` / ``unlabeled`` names mean."""
+
+    def validate(self, path: str) -> None:
+        if self.block_frames < 1:
+            raise SckdError(f"config key '{path}.block_frames': must be at least 1")
+        if not (0 < self.val_fraction < 1 and 0 <= self.unlabeled_fraction < 1
+                and self.val_fraction + self.unlabeled_fraction < 1):
+            raise SckdError(f"config key '{path}.val_fraction': val and unlabeled fractions must lie "
+                            f"in (0, 1) with room left for train")
+        if self.folds < 1 or not 0 <= self.fold < self.folds:
+            raise SckdError(f"config key '{path}.fold': {self.fold} is not one of the {self.folds} folds")
 
 
 @dataclass
@@ -29,8 +67,9 @@ class DatasetConfig:
     name: str
     root: str = ""
     """Dataset root; usually given on the command line (``--data``/``ROOT``)."""
-    layout: Literal["vod", "kitti"] = "vod"
-    """``vod``: ROOT/<sensor tree>/training/... per sensor; ``kitti``: ROOT/training/... once."""
+    layout: Literal["vod", "kitti", "astyx"] = "vod"
+    """``vod``: ROOT/<sensor tree>/training/... per sensor; ``kitti``: ROOT/training/... once;
+    ``astyx``: the Astyx HiRes2019 folder as distributed (``dataset.json``), see ``astyx``."""
     radar: SensorConfig = field(default_factory=lambda: SensorConfig("radar_5frames", ["x", "y", "z"]))
     lidar: SensorConfig | None = None
     """None for radar-only sets; the teacher then cannot be trained on this dataset."""
@@ -48,6 +87,8 @@ class DatasetConfig:
     """Camera image width, height in pixels (2D boxes are clipped to it)."""
     fov_filter: bool = False
     """Keep only points that project into the camera image."""
+    astyx: AstyxConfig = field(default_factory=AstyxConfig)
+    """Used by ``layout: astyx`` only."""
 
     def validate(self, path: str) -> None:
         if len(self.point_cloud_range) != 6:
@@ -58,6 +99,9 @@ class DatasetConfig:
         for sname, s in (("radar", self.radar), ("lidar", self.lidar)):
             if s is not None and s.features[:3] != ["x", "y", "z"]:
                 raise SckdError(f"config key '{path}.{sname}.features': must start with x, y, z")
+            if s is not None and self.layout == "astyx" and (s.columns is None or len(s.columns) != len(s.features)):
+                raise SckdError(f"config key '{path}.{sname}.columns': layout astyx needs one header "
+                                f"column per feature ({len(s.features)})")
         if not self.classes:
             raise SckdError(f"config key '{path}.classes': at least one class is needed")
         overlap = set(self.classes) & set(self.other_classes)

@@ -9,6 +9,8 @@ In the distributed VoD the radar trees' ``label_2`` and ``ImageSets`` are symlin
 ``lidar/``; when they are absent (or broken) in the radar tree the LiDAR tree's are used.
 KITTI layout (``layout: kitti``, e.g. TJ4DRadSet): ``ROOT/training/{<radar.folder>,calib,
 label_2}`` and ``ROOT/ImageSets``, radar only.
+Astyx (``layout: astyx``): ROOT holds ``dataset.json``; it is read through a VoD-layout cache
+(:mod:`sckd.data.astyx_cache`), whose split lists are those of ``dataset.astyx.fold``.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import logging
 from pathlib import Path
 
 from sckd.config import apply_overrides, check_override_sections, from_dict, load_yaml_tree
+from sckd.data.astyx_cache import LIDAR_TREE, RADAR_TREE, imagesets_dir, prepare_astyx
 from sckd.data.config import DatasetConfig
 from sckd.errors import SckdError
 
@@ -43,7 +46,13 @@ class DatasetLayout:
         self.cfg = cfg
         self.root = root
         lidar_tree = cfg.lidar.tree if cfg.lidar is not None else None
-        if cfg.layout == "vod":
+        astyx_sets: Path | None = None
+        if cfg.layout == "astyx":
+            cache = prepare_astyx(cfg)
+            self.radar_root = cache / RADAR_TREE
+            self.lidar_root = cache / LIDAR_TREE if cfg.lidar is not None else None
+            astyx_sets = imagesets_dir(cfg, cache)
+        elif cfg.layout == "vod":
             if not cfg.radar.tree:
                 raise SckdError("config key 'dataset.radar.tree': required for layout vod")
             self.radar_root = root / cfg.radar.tree
@@ -61,7 +70,7 @@ class DatasetLayout:
         self.radar_dir = self.radar_root / "training" / cfg.radar.folder
         self.calib_dir = self.radar_root / "training" / cfg.calib_folder
         self.label_dir = self._first_dir([r / "training" / cfg.label_folder for r in self._roots()])
-        self.imagesets_dir = self._first_dir([r / "ImageSets" for r in self._roots()])
+        self.imagesets_dir = astyx_sets or self._first_dir([r / "ImageSets" for r in self._roots()])
         self.lidar_dir = self.lidar_calib_dir = None
         if self.lidar_root is not None and cfg.lidar is not None:
             d = self.lidar_root / "training" / cfg.lidar.folder
@@ -96,6 +105,17 @@ class DatasetLayout:
 
     def label_file(self, fid: str) -> Path | None:
         return None if self.label_dir is None else self.label_dir / f"{fid}.txt"
+
+
+def detect_dataset(folder: str | Path) -> str:
+    """The shipped dataset config a bare folder most likely is: ``astyx`` for a folder with
+    Astyx's ``dataset.json``, ``synth`` for a world written by ``sckd synth``, else ``vod``."""
+    p = Path(folder)
+    if (p / "dataset.json").is_file():
+        return "astyx"
+    if (p / "synth_config.yaml").is_file():
+        return "synth"
+    return "vod"
 
 
 def load_dataset_config(spec: str | Path, root: str | Path | None = None,

@@ -10,17 +10,19 @@ table goes to ``OUT/table.md`` / ``OUT/table.txt`` and the terminal.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from sckd.data.layout import detect_dataset
 from sckd.config import CONFIG_ROOT, from_dict, load_yaml_tree, resolve_config_path
+from sckd.engine.fold_table import FoldColumn, format_fold_tables, mean_std_rows
 from sckd.engine.demo import DemoWorld, load_demo_config, split_sizes, world_stage
 from sckd.engine.jobs import DataSource, JobSet, ModelJob
 from sckd.engine.pipeline import Pipeline, PipelineResult, Stage
 from sckd.engine.report import ModelScores, format_markdown_table, format_text_table, gain
 from sckd.errors import SckdError
 
-TABLES = ("table1", "table3", "table4", "table5")
+TABLES = ("table1", "table3", "table4", "table5", "astyx")
 
 
 @dataclass
@@ -41,8 +43,19 @@ class TableSpec:
     jobs: list[JobSpec]
     gains: list[list[str]] = field(default_factory=list)
     """Pairs ``[a, b]``: a row ``a - b`` under the table."""
+    family: str = ""
+    """Experiment family the table needs (``astyx``); empty: the data decides."""
+    folds: int = 1
+    """Run every job once per split; the table shows mean +- std over them."""
+    fold_key: str = ""
+    """The config key that selects the split (``dataset.astyx.fold``), set to 0 .. folds-1."""
+    columns: list[FoldColumn] = field(default_factory=list)
+    """Columns of a fold table (a metric key of the result JSON each); empty: the paper's
+    EAA / DC layout."""
 
     def validate(self, path: str) -> None:
+        if self.folds < 1 or (self.folds > 1 and not self.fold_key):
+            raise SckdError(f"config key '{path}.fold_key': needed to run {self.folds} folds")
         keys = {j.key for j in self.jobs}
         for pair in self.gains:
             if len(pair) != 2 or not set(pair) <= keys:
@@ -75,7 +88,7 @@ def choose_data(data: str | None) -> DataChoice:
     p = Path(data).expanduser()
     if p.is_dir():
         p = p.resolve()
-        return DataChoice("synth" if (p / "synth_config.yaml").is_file() else "vod", DataSource(root=str(p)))
+        return DataChoice(detect_dataset(p), DataSource(root=str(p)))
     tree = load_yaml_tree(data)
     ds = tree.get("dataset")
     if not isinstance(ds, dict):
@@ -97,10 +110,12 @@ class Reproduction:
         self.choice = choose_data(data)
         self.world: DemoWorld | None = None
         source = self.choice.source
+        fam = self.choice.family
+        if self.spec.family and fam != self.spec.family:
+            raise SckdError(f"reproduce {table}: needs {self.spec.family} data (--data), got {fam}")
         if source is None:
             self.world = load_demo_config("demo/default.yaml").world
             source = DataSource(root=str(self.out / "world"))
-        fam = self.choice.family
         jobs = []
         for j in self.spec.jobs:
             exp = CONFIG_ROOT / "experiments" / fam / f"{j.experiment}.yaml"
@@ -109,7 +124,13 @@ class Reproduction:
             kind = "student" if j.teacher else ("teacher" if "teacher" in j.experiment else "radar")
             name = str(exp.relative_to(CONFIG_ROOT).with_suffix(""))  # e.g. experiments/synth/teacher
             jobs.append(ModelJob(j.key, j.label, name, list(j.overrides), j.teacher, kind))
-        self.jobs = JobSet(self.out, jobs, source, common_overrides=list(overrides))
+        if self.spec.folds == 1:
+            self.fold_sets = [JobSet(self.out, jobs, source, common_overrides=list(overrides))]
+        else:  # one job set per split, in OUT/fold<k>, selected by the spec's fold key
+            self.fold_sets = [JobSet(self.out / f"fold{k}", jobs, source,
+                                     common_overrides=[*overrides, f"{self.spec.fold_key}={k}"])
+                              for k in range(self.spec.folds)]
+        self.jobs = self.fold_sets[0]
 
     def stages(self) -> list[Stage]:
         stages: list[Stage] = []
@@ -119,8 +140,17 @@ class Reproduction:
             tp = load_demo_config("demo/default.yaml").throughput
             sizes = split_sizes(self.world)
             stages.append(world_stage(self.out, self.world, self.world.frames / tp.get("synth", 25.0), self.say))
-        stages += [self.jobs.train_stage(j, self.jobs.train_estimate(j, sizes, tp)) for j in self.jobs.jobs]
-        stages += [self.jobs.evaluate_stage(j, self.jobs.eval_estimate(sizes, tp)) for j in self.jobs.jobs]
+        if len(self.fold_sets) == 1:
+            js = self.jobs
+            stages += [js.train_stage(j, js.train_estimate(j, sizes, tp)) for j in js.jobs]
+            stages += [js.evaluate_stage(j, js.eval_estimate(sizes, tp)) for j in js.jobs]
+            return stages
+        # Folds: each job on every split before the next job, evaluated right after its
+        # training, so an interrupted study already has whole rows.
+        for j in self.jobs.jobs:
+            for k, js in enumerate(self.fold_sets):
+                for st in (js.train_stage(j), js.evaluate_stage(j)):
+                    stages.append(replace(st, name=f"fold{k}-{st.name}", title=f"fold {k}: {st.title}"))
         return stages
 
     def run(self) -> PipelineResult:
@@ -130,6 +160,8 @@ class Reproduction:
 
     def tables(self) -> tuple[str, str]:
         """(text, Markdown) tables of the finished jobs."""
+        if len(self.fold_sets) > 1 or self.spec.columns:
+            return self._fold_tables()
         classes = list(self.jobs.experiment(self.jobs.jobs[0]).eval.classes)
         rows = {j.key: ModelScores.from_official(j.label, self.jobs.read_result(j.key), classes) for j in self.jobs.jobs}
         gains = [gain(rows[a], rows[b], f"{rows[a].label} - {rows[b].label}") for a, b in self.spec.gains]
@@ -139,16 +171,57 @@ class Reproduction:
         ordered = [rows[j.key] for j in self.jobs.jobs]
         return (format_text_table(ordered, classes, gains, ref), format_markdown_table(ordered, classes, gains, ref))
 
+    def fold_results(self) -> list[dict[str, dict]]:
+        """Per fold: job key -> result JSON (jobs not evaluated yet are left out)."""
+        out = []
+        ious = sorted({c.iou for c in self.spec.columns if c.iou is not None})
+        for js in self.fold_sets:
+            res: dict[str, dict] = {}
+            for j in js.jobs:
+                if js.result_file(j.key).is_file():
+                    res[j.key] = js.read_result(j.key)
+                    for iou in ious:
+                        res[f"{j.key}@iou{iou:g}"] = self._at_iou(js, j.key, iou)
+            out.append(res)
+        return out
+
+    @staticmethod
+    def _at_iou(js: JobSet, key: str, iou: float) -> dict:
+        """A job's predictions scored again with every class at IoU ``iou`` (cached)."""
+        from sckd.engine import checkpoint as ck
+        from sckd.engine.predict import experiment_for_checkpoint
+        from sckd.eval import evaluate_folder
+
+        path = js.out / "results" / f"{key}@iou{iou:g}.json"
+        if path.is_file():
+            return json.loads(path.read_text())
+        ckpt = js.checkpoint(key)
+        exp = experiment_for_checkpoint(ck.load_checkpoint(ckpt), ckpt, js.data.predict_arg)
+        ecfg = replace(exp.eval, iou_thresholds={c: iou for c in exp.eval.classes})
+        result = evaluate_folder(exp.dataset, js.split, js.predictions(key), ecfg).to_official_json()
+        ck.atomic_write_text(json.dumps(result, indent=1), path)
+        return result
+
+    def _fold_tables(self) -> tuple[str, str]:
+        labels = {j.key: j.label for j in self.jobs.jobs}
+        rows = mean_std_rows(self.fold_results(), [j.key for j in self.jobs.jobs], self.spec.columns,
+                             self.spec.gains)
+        return format_fold_tables(rows, labels, self.spec.columns, len(self.fold_sets))
+
     def write(self, result: PipelineResult) -> tuple[Path, str]:
         from sckd.engine.checkpoint import atomic_write_text
         from sckd.engine.pipeline import fmt_duration
 
         text, md = self.tables()
-        where = "synthetic world" if self.choice.family == "synth" else "View-of-Delft"
-        head = f"{self.spec.title} -- {where}, {self.jobs.split} split, 3D AP|R11 (%)"
+        where = {"synth": "synthetic world", "vod": "View-of-Delft", "astyx": "Astyx HiRes2019"}.get(
+            self.choice.family, self.choice.family)
+        folds = f", mean +- std over {len(self.fold_sets)} splits" if len(self.fold_sets) > 1 else ""
+        metric = "AP (%)" if self.spec.columns else "3D AP|R11 (%)"
+        head = f"{self.spec.title} -- {where}, {self.jobs.split} split{folds}, {metric}"
         atomic_write_text(f"{head}\n\n{text}\n", self.out / "table.txt")
         atomic_write_text(f"# {head}\n\n{md}\n\nTotal time {fmt_duration(result.total_stage_seconds)}.\n",
                           self.out / "table.md")
-        atomic_write_text(json.dumps({j.key: self.jobs.read_result(j.key) for j in self.jobs.jobs}, indent=1),
-                          self.out / "table.json")
+        results = self.fold_results()
+        atomic_write_text(json.dumps(results[0] if len(results) == 1 else {f"fold{k}": r for k, r in enumerate(results)},
+                                     indent=1), self.out / "table.json")
         return self.out / "table.md", f"{head}\n{text}"

@@ -46,6 +46,10 @@ class EvalConfig:
     range_difficulty: list[float] | None = None
     """Optional extra regions ``range_<r>`` (ZJUODset style, e.g. [30, 50, 80]): objects whose
     bottom centre lies farther than r metres (camera x-z plane) are ignored, like the corridor."""
+    range_bins: list[list[float]] | None = None
+    """Optional extra regions ``range_<lo>-<hi>`` (e.g. [[0, 30], [30, 50], [50, 80]]): objects
+    whose bottom centre lies at a range in [lo, hi) metres (camera x-z plane) count, the others
+    are ignored like outside the corridor."""
 
     def validate(self, path: str) -> None:
         key = path or "eval"
@@ -67,7 +71,11 @@ class EvalConfig:
             raise SckdError(f"config key '{key}.corridor_x': expected [min, max]")
         if self.range_difficulty is not None and any(r <= 0 for r in self.range_difficulty):
             raise SckdError(f"config key '{key}.range_difficulty': ranges must be positive")
+        for b in self.range_bins or []:
+            if len(b) != 2 or not 0 <= b[0] < b[1]:
+                raise SckdError(f"config key '{key}.range_bins': each bin is [lo, hi] with 0 <= lo < hi, got {b}")
 
     def region_names(self) -> list[str]:
         extra = [f"range_{r:g}" for r in (self.range_difficulty or [])]
-        return list(self.regions) + extra
+        bins = [f"range_{lo:g}-{hi:g}" for lo, hi in (self.range_bins or [])]
+        return list(self.regions) + extra + bins

@@ -87,7 +87,9 @@ def _outside(box: np.ndarray, region: str, cfg: EvalConfig) -> np.ndarray:
     if region == "roi":
         return (x < cfg.corridor_x[0]) | (x > cfg.corridor_x[1]) | (z > cfg.corridor_max_z)
     if region.startswith("range_"):
-        return np.hypot(x, z) > float(region[6:])
+        r = np.hypot(x, z)
+        lo, _, hi = region[6:].partition("-")
+        return (r < float(lo)) | (r >= float(hi)) if hi else r > float(lo)
     raise SckdError(f"eval: unknown region {region!r}")
 
 

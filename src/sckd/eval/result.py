@@ -13,7 +13,8 @@ REGION_TITLES = {"entire_area": "Entire annotated area", "roi": "Driving corrido
 
 def region_title(region: str) -> str:
     if region.startswith("range_"):
-        return f"Range <= {region[6:]} m"
+        lo, _, hi = region[6:].partition("-")
+        return f"Range {lo}-{hi} m" if hi else f"Range <= {lo} m"
     return REGION_TITLES.get(region, region)
 
 

@@ -1,0 +1,337 @@
+"""Astyx HiRes2019 as distributed: the reader's conventions, the levelled frame, the split rule,
+the cache, the metric's range bins and the bad-input messages, on hand-made folders
+(tests/helpers/astyx_tree.py)."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import statistics
+
+import numpy as np
+import pytest
+from helpers.astyx_tree import FrameSpec, Obj, lidar_pose, quat_wxyz, rot_zyx, simple_frames, write_astyx
+
+from sckd.data.astyx_cache import block_splits, cache_root
+from sckd.data.dataset import RadarDataset
+from sckd.data.layout import DatasetLayout, load_dataset_config
+from sckd.data.splits import list_split
+from sckd.errors import SckdError
+
+
+@pytest.fixture(autouse=True)
+def _cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("SCKD_CACHE", str(tmp_path / "cache"))
+
+
+def astyx_cfg(root, *overrides):
+    return load_dataset_config("astyx", root=root, overrides=list(overrides))
+
+
+def inside(points: np.ndarray, centre, dims, R) -> np.ndarray:
+    """Points inside a box with axes R (columns) - an independent check, numpy only."""
+    local = (np.asarray(points)[:, :3] - np.asarray(centre)) @ np.asarray(R)
+    return (np.abs(local) <= np.asarray(dims) / 2 + 1e-6).all(axis=1)
+
+
+# ------------------------------------------------------------------------------ conventions
+
+
+def test_box_conventions_by_points_inside(tmp_path):
+    """The readings the reader does not use put fewer of the object's own points inside the box:
+    the check that decided the conventions on the real data, kept on a hand-made frame."""
+    car = Obj("Car", [14.0, 3.0, -0.6], [4.6, 1.8, 1.5], yaw=1.2)
+    root = write_astyx(tmp_path / "astyx", [FrameSpec(objects=[car])])
+    raw = json.loads((root / "groundtruth_obj3d" / "000000.json").read_text())["objects"][0]
+    radar = np.loadtxt(root / "radar_6455" / "000000.txt", skiprows=2)[:, :3]
+    q, c, d = np.array(raw["orientation_quat"]), np.array(raw["center3d"]), np.array(raw["dimension3d"])
+    own = inside(radar, car.centre, car.lwh, car.R)
+    assert own.sum() == 12
+
+    def share(quat_order, dims_order, centre_is_bottom):
+        qq = q if quat_order == "wxyz" else np.roll(q, 1)  # xyzw reading: (q0, q1, q2, q3) = (x, y, z, w)
+        w, x, y, z = qq
+        R = np.array([[1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
+                      [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
+                      [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)]])
+        dd = d if dims_order == "lwh" else d[[1, 0, 2]]
+        cc = c + np.array([0, 0, dd[2] / 2]) if centre_is_bottom else c
+        return inside(radar, cc, dd, R)[own].mean()
+
+    assert share("wxyz", "lwh", False) == 1.0
+    for other in [("xyzw", "lwh", False), ("wxyz", "wlh", False), ("wxyz", "lwh", True)]:
+        assert share(*other) < 0.75, other
+    # The reader gives exactly this box (level: none keeps the radar frame).
+    ds = RadarDataset(astyx_cfg(root, "dataset.astyx.level=none", "dataset.astyx.block_frames=1",
+                                "dataset.astyx.val_fraction=0.5", "dataset.astyx.unlabeled_fraction=0",
+                                "dataset.astyx.folds=1"), "all")
+    f = ds.load(0)
+    np.testing.assert_allclose(f.boxes[0], [14.0, 3.0, -0.6, 4.6, 1.8, 1.5, 1.2], atol=2e-5)
+    assert f.names == ["Car"] and f.labels.tolist() == [0]
+
+
+def test_levelled_frame_makes_tilted_boxes_upright(tmp_path):
+    """LiDAR mounted with a pitch and roll against the radar; boxes labelled upright in the
+    LiDAR's axes. ``level: lidar`` turns everything into those axes: the box's tilt vanishes,
+    its heading is the LiDAR-frame yaw and LiDAR points land where the calibration puts them."""
+    rpy = (math.radians(3.7), math.radians(-2.0), math.radians(1.0))
+    spec = FrameSpec(lidar_rpy=rpy, lidar_t=(-0.13, 0.02, 0.12))
+    T = lidar_pose(spec)
+    R_l = T[:3, :3]
+    yaw_l = 0.8  # in the LiDAR's axes
+    centre_l = np.array([30.0, -5.0, -0.9])
+    R_box = R_l @ rot_zyx(yaw_l)
+    # quaternion of R_box via the helper's Euler angles of it (zyx)
+    yaw = math.atan2(R_box[1, 0], R_box[0, 0])
+    pitch = -math.asin(R_box[2, 0])
+    roll = math.atan2(R_box[2, 1], R_box[2, 2])
+    spec.objects = [Obj("Car", list(R_l @ centre_l), [4.0, 1.8, 1.5], yaw, pitch, roll)]
+    lidar_pts_l = np.array([[10.0, 2.0, -1.5, 7, 3, 1], [25.0, -4.0, 0.5, 9, 4, 2]])
+    spec.lidar_in_lidar_frame = lidar_pts_l
+    root = write_astyx(tmp_path / "astyx", [spec])
+    ds = RadarDataset(astyx_cfg(root, "dataset.astyx.block_frames=1", "dataset.astyx.val_fraction=0.5",
+                                "dataset.astyx.unlabeled_fraction=0", "dataset.astyx.folds=1"), "all")
+    f = ds.load(0)
+    np.testing.assert_allclose(f.boxes[0, :3], centre_l, atol=1e-4)
+    assert f.boxes[0, 6] == pytest.approx(yaw_l, abs=1e-5)
+    # LiDAR: radar frame = T @ p, then levelled = R_l^T (radar) = p + R_l^T t
+    expected = lidar_pts_l[:, :3] + R_l.T @ T[:3, 3]
+    np.testing.assert_allclose(f.lidar[:, :3], expected, atol=1e-4)
+    np.testing.assert_allclose(f.lidar[:, 3], [7, 9])
+    # Radar points are rotated the same way: those sampled inside the box stay inside it.
+    radar_raw = np.loadtxt(root / "radar_6455" / "000000.txt", skiprows=2)
+    np.testing.assert_allclose(f.radar[:, :3], radar_raw[:, :3] @ R_l, atol=1e-4)
+    np.testing.assert_allclose(f.radar[:, 3:], radar_raw[:, 3:], atol=1e-4)
+
+
+def test_quaternion_helper_matches_reader():
+    from sckd.data.astyx import quat_to_matrix
+
+    for ang in [(0.3, 0.1, -0.2), (2.9, -0.05, 0.04), (-1.2, 0.0, 0.0)]:
+        np.testing.assert_allclose(quat_to_matrix(np.array(quat_wxyz(*ang))), rot_zyx(*ang), atol=1e-12)
+
+
+# ------------------------------------------------------------------------------------ splits
+
+
+def test_block_splits_rule():
+    ids = [f"{i:06d}" for i in range(546)]
+    folds = block_splits(ids, 20, 0.25, 0.2, 3, seed=0)
+    blocks = {f: i // 20 for i, f in enumerate(ids)}
+    vals = []
+    for parts in folds:
+        tr, va, un = (set(parts[k]) for k in ("train", "val", "unlabeled"))
+        assert tr | va | un == set(ids) and not (tr & va or tr & un or va & un)
+        for part in (tr, va, un):  # whole blocks only
+            for b in {blocks[f] for f in part}:
+                assert all(f in part for f in ids if blocks[f] == b)
+        assert len({blocks[f] for f in va}) == 7 and len({blocks[f] for f in un}) == 6  # round(.25*28), round(.2*28)
+        assert parts["val"] == sorted(parts["val"])
+        vals.append(va)
+    assert not (vals[0] & vals[1] or vals[0] & vals[2] or vals[1] & vals[2])
+    assert block_splits(ids, 20, 0.25, 0.2, 3, seed=0) == folds
+    assert block_splits(ids, 20, 0.25, 0.2, 3, seed=1)[0]["val"] != folds[0]["val"]
+    with pytest.raises(SckdError, match="too few"):
+        block_splits(ids[:40], 20, 0.5, 0.4, 1, seed=0)
+
+
+def test_split_lists_written_and_read(tmp_path):
+    root = write_astyx(tmp_path / "astyx", simple_frames(24))
+    over = ["dataset.astyx.block_frames=4", "dataset.astyx.folds=2", "dataset.astyx.val_fraction=0.34",
+            "dataset.astyx.unlabeled_fraction=0.16"]
+    seen = []
+    for k in (0, 1):
+        cfg = astyx_cfg(root, *over, f"dataset.astyx.fold={k}")
+        parts = {s: list_split(cfg, s) for s in ("train", "val", "unlabeled", "all")}
+        expected = block_splits([f"{i:06d}" for i in range(24)], 4, 0.34, 0.16, 2, 0)[k]
+        assert {s: parts[s] for s in ("train", "val", "unlabeled")} == expected
+        assert len(parts["all"]) == 24
+        seen.append(parts["val"])
+    assert not set(seen[0]) & set(seen[1])
+
+
+# ------------------------------------------------------------------------------------- cache
+
+
+def test_cache_converts_once_and_redoes_changed_frames(tmp_path):
+    root = write_astyx(tmp_path / "astyx", simple_frames(6))
+    cfg = astyx_cfg(root, "dataset.astyx.block_frames=2")
+    lay = DatasetLayout(cfg)
+    assert lay.radar_root.parent == cache_root(cfg) and str(tmp_path / "cache") in str(lay.radar_root)
+    bins = sorted(lay.radar_dir.glob("*.bin"))
+    assert len(bins) == 6
+    before = {p.name: p.stat().st_mtime_ns for p in bins}
+    DatasetLayout(cfg)
+    assert {p.name: p.stat().st_mtime_ns for p in bins} == before  # nothing rewritten
+    # Change one frame's labels: only that frame is converted again.
+    gt = root / "groundtruth_obj3d" / "000003.json"
+    data = json.loads(gt.read_text())
+    data["objects"] = data["objects"][:1]
+    gt.write_text(json.dumps(data))
+    os.utime(gt, ns=(1, 10**18))
+    DatasetLayout(cfg)
+    after = {p.name: p.stat().st_mtime_ns for p in bins}
+    assert [n for n in after if after[n] != before[n]] == ["000003.bin"]
+    assert len(RadarDataset(cfg, "all").load(3).names) == 1
+
+
+def test_classes_kept_as_other_and_metric_of_gt_fed_back(tmp_path, cli, capsys):
+    """Towed Object -> Towed_Object label -1; `sckd eval` on the bare folder picks the Astyx
+    config (Car only, exact IoU, range bins): the GT fed back scores 100 (over 41 cars in val:
+    the KITTI score sampling caps smaller sets)."""
+    root = write_astyx(tmp_path / "astyx", simple_frames(100))
+    cfg = astyx_cfg(root, "dataset.astyx.block_frames=4")
+    f = RadarDataset(cfg, "all").load(0)
+    assert f.names == ["Car", "Car", "Towed_Object"] and f.labels.tolist() == [0, 0, -1]
+    lay = DatasetLayout(cfg)
+    pred = tmp_path / "pred"
+    pred.mkdir()
+    for fid in list_split(cfg, "val"):
+        lines = (lay.label_dir / f"{fid}.txt").read_text().splitlines()
+        (pred / f"{fid}.txt").write_text("".join(ln + " 1.0\n" for ln in lines if ln.startswith("Car ")))
+    out = tmp_path / "r.json"
+    assert cli("eval", "--data", root, "--split", "val", "--pred", pred, "--json", out,
+               "--set", "dataset.astyx.block_frames=4") == 0
+    res = json.loads(out.read_text())
+    assert set(res) == {"entire_area", "range_0-30", "range_30-50", "range_50-80", "meta"}
+    assert res["entire_area"]["Car_3d_all"] == pytest.approx(100.0)
+    n = res["meta"]["num_gt"]
+    assert n["entire_area"]["Car"] == 2 * len(list_split(cfg, "val"))
+    assert n["range_0-30"]["Car"] + n["range_30-50"]["Car"] + n["range_50-80"]["Car"] == n["entire_area"]["Car"]
+
+
+def test_info_counts_every_box_and_radar_share(tmp_path, cli, capsys):
+    frames = simple_frames(5)
+    root = write_astyx(tmp_path / "astyx", frames)
+    assert cli("info", root, "--split", "all", "--no-progress", "--set", "dataset.astyx.block_frames=1") == 0
+    out = capsys.readouterr().out
+    assert "astyx" in out
+    car = next(ln for ln in out.splitlines() if ln.startswith("Car "))
+    assert car.split()[1] == "10"
+    # Independent share: the raw radar files against the boxes as the test built them.
+    n_in = n_all = 0
+    for i, spec in enumerate(frames):
+        pts = np.loadtxt(root / "radar_6455" / f"{i:06d}.txt", skiprows=2)
+        m = np.zeros(len(pts), bool)
+        for o in spec.objects:
+            if o.name == "Car":
+                m |= inside(pts, o.centre, o.lwh, o.R)
+        n_in, n_all = n_in + m.sum(), n_all + len(pts)
+    share = next(ln for ln in out.splitlines() if "inside Car boxes" in ln)
+    assert float(share.split()[-2]) == pytest.approx(100 * n_in / n_all, abs=0.006)
+
+
+# ------------------------------------------------------------------------------- range bins
+
+
+def test_range_bin_equals_evaluating_the_subset():
+    """AP in the 30-50 m bin equals the entire-area AP of the same frames with every object
+    outside the bin removed from both sides (boxes far from the bin edges)."""
+    from sckd.data.calib import Calib
+    from sckd.data.labels import Annotations
+    from sckd.eval.config import EvalConfig
+    from sckd.eval.metric import evaluate
+    from sckd.eval.predictions import detections_to_annotations
+    from sckd.data.types import Detections
+    import torch
+
+    calib = Calib(P2=np.array([[1000.0, 0, 500, 0], [0, 1000, 300, 0], [0, 0, 1, 0]]), R0=np.eye(4),
+                  cam_from_radar=np.array([[0, -1, 0, 0], [0, 0, -1, 0], [1, 0, 0, 0], [0, 0, 0, 1.0]]))
+    rng = np.random.default_rng(3)
+    gts, dets, gts_bin, dets_bin = [], [], [], []
+    for _ in range(20):
+        xs = rng.choice([10.0, 20.0, 40.0, 45.0, 60.0], size=4, replace=False)
+        g = np.array([[x, rng.uniform(-3, 3), -0.5, 4.0, 1.8, 1.5, rng.uniform(-3, 3)] for x in xs])
+        d = g + np.column_stack([rng.normal(0, 0.4, (4, 2)), np.zeros((4, 5))])
+        s = rng.uniform(0.1, 1, 4)
+        keep_d = rng.uniform(size=4) < 0.8
+        r = np.hypot(g[:, 0], g[:, 1])
+        in_bin = (r >= 30) & (r < 50)
+        for sel_g, sel_d, G, D in ((np.ones(4, bool), keep_d, gts, dets), (in_bin, keep_d & in_bin, gts_bin, dets_bin)):
+            G.append(detections_to_annotations(Detections(torch.tensor(g[sel_g]), torch.ones(int(sel_g.sum())),
+                                                          torch.zeros(int(sel_g.sum()), dtype=torch.long)),
+                                               calib, ["Car"], [1000, 600]))
+            D.append(detections_to_annotations(Detections(torch.tensor(d[sel_d]), torch.tensor(s[sel_d]),
+                                                          torch.zeros(int(sel_d.sum()), dtype=torch.long)),
+                                               calib, ["Car"], [1000, 600]))
+    for a in gts + gts_bin:
+        a.score = None
+        a.occluded = np.zeros(len(a), np.int64)
+    cfg = EvalConfig(classes=["Car"], iou_thresholds={"Car": 0.5}, iou_thresholds_2d={"Car": 0.7},
+                     min_height_px=-1, regions=["entire_area"], range_bins=[[30, 50]], iou_mode="exact")
+    full = evaluate(gts, dets, cfg)
+    sub = evaluate(gts_bin, dets_bin, EvalConfig(**{**cfg.__dict__, "range_bins": None}))
+    assert full.regions["range_30-50"]["Car"].num_gt == sub.regions["entire_area"]["Car"].num_gt > 20
+    for kind in ("3d", "bev"):
+        assert full.ap("range_30-50", "Car", kind) == pytest.approx(sub.ap("entire_area", "Car", kind), abs=1e-9)
+        assert full.ap("range_30-50", "Car", kind, r40=True) == pytest.approx(sub.ap("entire_area", "Car", kind, r40=True), abs=1e-9)
+    assert 0 < full.ap("range_30-50", "Car") < 100
+
+
+# -------------------------------------------------------------------------------- bad input
+
+
+def _one_line_error(cli, capsys, root, needle):
+    code = cli("info", root, "--split", "all", "--no-progress", "--set", "dataset.astyx.block_frames=1")
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "Traceback" not in err[0], err
+    assert needle in err[0], err[0]
+    return err[0]
+
+
+@pytest.mark.parametrize("case", ["index_json", "calib_json", "gt_json", "missing_radar", "header_only",
+                                  "empty", "nonunit_quat", "nan_point", "missing_column"])
+def test_bad_input_one_line(tmp_path, cli, capsys, case):
+    root = write_astyx(tmp_path / "astyx", simple_frames(3))
+    f = {"calib_json": root / "calibration" / "000001.json", "gt_json": root / "groundtruth_obj3d" / "000001.json",
+         "index_json": root / "dataset.json"}
+    radar = root / "radar_6455" / "000001.txt"
+    if case.endswith("_json"):
+        f[case].write_text(f[case].read_text()[:-20])
+        line = _one_line_error(cli, capsys, root, f"{f[case]}: malformed JSON")
+    elif case == "missing_radar":
+        radar.unlink()
+        line = _one_line_error(cli, capsys, root, f"{radar}: file listed in dataset.json is missing")
+    elif case == "header_only":
+        radar.write_text("\nX Y Z V_r Mag\n")
+        line = _one_line_error(cli, capsys, root, f"{radar}: radar point cloud has a header but no points")
+    elif case == "empty":
+        radar.write_text("")
+        line = _one_line_error(cli, capsys, root, f"{radar}: radar point cloud is empty")
+    elif case == "nonunit_quat":
+        gt = root / "groundtruth_obj3d" / "000001.json"
+        data = json.loads(gt.read_text())
+        data["objects"][1]["orientation_quat"] = [0.9, 0.0, 0.0, 0.9]
+        gt.write_text(json.dumps(data))
+        line = _one_line_error(cli, capsys, root, f"{gt}: object 1: 'orientation_quat' is not a unit quaternion")
+    elif case == "nan_point":
+        lines = radar.read_text().splitlines()
+        lines[5] = "1.0 nan 0.2 0.0 50"
+        radar.write_text("\n".join(lines) + "\n")
+        line = _one_line_error(cli, capsys, root, f"{radar}: radar point cloud point 4 has a NaN")
+    elif case == "missing_column":
+        radar.write_text(radar.read_text().replace("V_r", "Vr"))
+        line = _one_line_error(cli, capsys, root, "has no column 'V_r'")
+    assert line.startswith("error: ")
+
+
+def test_not_an_astyx_folder(tmp_path, cli, capsys):
+    (tmp_path / "x").mkdir()
+    assert cli("info", tmp_path / "x", "--dataset", "astyx", "--no-progress") == 2
+    assert "not an Astyx HiRes2019 folder (no dataset.json)" in capsys.readouterr().err
+
+
+def test_std_of_fold_table_matches_statistics():
+    from sckd.engine.fold_table import FoldColumn, format_fold_tables, mean_std_rows
+
+    col = FoldColumn("3D", "entire_area", "Car_3d_all")
+    res = [{"a": {"entire_area": {"Car_3d_all": v}}, "b": {"entire_area": {"Car_3d_all": w}}}
+           for v, w in ((10.0, 7.0), (14.0, 8.0), (15.0, 12.0))]
+    rows = mean_std_rows(res, ["a", "b"], [col], [["a", "b"]])
+    text, md = format_fold_tables(rows, {"a": "A", "b": "B"}, [col], 3)
+    assert f"{statistics.mean([10, 14, 15]):.2f} ± {statistics.stdev([10, 14, 15]):.2f}" in md
+    assert f"+{statistics.mean([3, 6, 3]):.2f} ± {statistics.stdev([3, 6, 3]):.2f}" in md  # paired per fold
+    res[2].pop("b")
+    rows = mean_std_rows(res, ["a", "b"], [col], [["a", "b"]])
+    assert "(2/3)" in format_fold_tables(rows, {}, [col], 3)[1]
