@@ -335,3 +335,19 @@ def test_std_of_fold_table_matches_statistics():
     res[2].pop("b")
     rows = mean_std_rows(res, ["a", "b"], [col], [["a", "b"]])
     assert "(2/3)" in format_fold_tables(rows, {}, [col], 3)[1]
+
+
+def test_reproduce_astyx_runs_every_job_on_every_fold(tmp_path):
+    from sckd.engine.reproduce import Reproduction
+
+    root = write_astyx(tmp_path / "astyx", simple_frames(30))
+    rep = Reproduction(tmp_path / "out", "astyx", str(root), ["dataset.astyx.block_frames=3"])
+    names = [s.name for s in rep.stages()]
+    keys = [j.key for j in rep.jobs.jobs]
+    assert names == [f"fold{k}-{kind}-{key}" for key in keys for k in range(3) for kind in ("train", "eval")]
+    for k, js in enumerate(rep.fold_sets):
+        exp = js.experiment(js.job("student"))
+        assert exp.dataset.astyx.fold == k and exp.dataset.root == str(root)
+        assert exp.distill.teacher.checkpoint == str(tmp_path / "out" / f"fold{k}" / "checkpoints" / "teacher.pt")
+    with pytest.raises(SckdError, match="needs astyx data"):
+        Reproduction(tmp_path / "o2", "astyx", None)

@@ -98,8 +98,10 @@ def format_fold_tables(rows: list[FoldRow], labels: dict[str, str], columns: lis
     widths = [max(len(c.label), *(len(cs[i]) for cs in cells)) + 2 for i, c in enumerate(columns)]
     text = [f"{'model':<{lw}}" + "".join(f"{c.label:>{w}}" for c, w in zip(columns, widths))]
     text.append("-" * len(text[0]))
+    ruled = False
     for n, cs, r in zip(names, cells, rows):
-        if r.signed and not text[-1].startswith("-"):
+        if r.signed and not ruled:
             text.append("-" * len(text[0]))
+            ruled = True
         text.append(f"{n:<{lw}}" + "".join(f"{c:>{w}}" for c, w in zip(cs, widths)))
     return "\n".join(text), "\n".join(md)

@@ -15,6 +15,7 @@ import numpy as np
 from sckd.data.plot import velocity_column
 from sckd.data.types import Frame
 from sckd.errors import SckdError
+from sckd.eval.result import region_title
 from sckd.ops.boxes import bev_corners
 
 log = logging.getLogger("sckd")
@@ -99,7 +100,8 @@ def plot_training_curves(runs: list[CurveRun], out_dir: Path, metric: str = "ent
         written.append(_save(fig, out_dir / "curves_loss.png"))
     fig, axes = plt.subplots(1, 2, figsize=(11, 4), dpi=100)
     drawn = False
-    for ax, m, name in ((axes[0], metric, "entire annotated area"), (axes[1], second_metric, "driving corridor")):
+    for ax, m in ((axes[0], metric), (axes[1], second_metric)):
+        name = region_title(m.split("/")[0]).lower()
         for k, r in enumerate(runs):
             pts = scalars[r.label].get(f"val/{m}", [])
             if pts:

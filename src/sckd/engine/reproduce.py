@@ -52,6 +52,11 @@ class TableSpec:
     columns: list[FoldColumn] = field(default_factory=list)
     """Columns of a fold table (a metric key of the result JSON each); empty: the paper's
     EAA / DC layout."""
+    figures: list[str] = field(default_factory=list)
+    """Job keys (the first a LiDAR model) whose training curves and split-0 bird's-eye panels
+    go into OUT (``curves_*.png``, ``bev_<frame>.png``)."""
+    curve_metrics: list[str] = field(default_factory=lambda: ["entire_area/mAP_3d", "roi/mAP_3d"])
+    bev_frames: int = 3
 
     def validate(self, path: str) -> None:
         if self.folds < 1 or (self.folds > 1 and not self.fold_key):
@@ -185,6 +190,22 @@ class Reproduction:
             out.append(res)
         return out
 
+    def figures(self) -> list[Path]:
+        """Curves and BEV panels of ``spec.figures`` on the first split (when all are done)."""
+        from sckd.engine.demo_figures import job_bev_panels, steps_per_epoch
+        from sckd.engine.report_plots import CurveRun, plot_training_curves
+
+        js = self.fold_sets[0]
+        keys = self.spec.figures
+        if not keys or not all(js.result_file(k).is_file() for k in keys):
+            return []
+        prefix = "fold0-" if len(self.fold_sets) > 1 else ""
+        labels = {j.key: j.label for j in js.jobs}
+        runs = [CurveRun(labels[k], js.run_dir(k), steps_per_epoch(self.out, k, prefix)) for k in keys]
+        pngs = plot_training_curves(runs, self.out, *self.spec.curve_metrics[:2])
+        models = [(k, labels[k], i == 0) for i, k in enumerate(keys)]
+        return pngs + job_bev_panels(js, models, self.spec.bev_frames, 0.3, self.out)
+
     @staticmethod
     def _at_iou(js: JobSet, key: str, iou: float) -> dict:
         """A job's predictions scored again with every class at IoU ``iou`` (cached)."""
@@ -221,6 +242,7 @@ class Reproduction:
         atomic_write_text(f"{head}\n\n{text}\n", self.out / "table.txt")
         atomic_write_text(f"# {head}\n\n{md}\n\nTotal time {fmt_duration(result.total_stage_seconds)}.\n",
                           self.out / "table.md")
+        self.figures()
         results = self.fold_results()
         atomic_write_text(json.dumps(results[0] if len(results) == 1 else {f"fold{k}": r for k, r in enumerate(results)},
                                      indent=1), self.out / "table.json")
