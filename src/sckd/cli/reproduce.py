@@ -4,9 +4,11 @@
     sckd reproduce table1 --data my_vod.yaml      # on View-of-Delft (dataset config with its root)
     sckd reproduce table1 --data /data/vod        # or the VoD root folder itself
     sckd reproduce table5 --set train.epochs=4    # override every run's config
+    sckd reproduce astyx --data ASTYX_ROOT        # real radar + LiDAR, 3 splits, mean +- std
 
 Tables: table1 (baseline vs. SCKD), table3 (ablation of the distillation terms), table4 (1/4
-of the labels), table5 (teacher variants). The runs use experiments/synth/ or
+of the labels), table5 (teacher variants), astyx (teacher, baseline, student, SSOD and the
+label-scarce rows on Astyx HiRes2019, each on 3 splits). The runs use experiments/synth/ or
 experiments/vod/ configs; on VoD they follow the paper's 80-epoch schedule (a GPU job). The
 table (``table.md``, ``table.txt``, ``table.json``) and every run, checkpoint and prediction
 folder go to ``--out``; rerun the same command to continue after an interruption.

@@ -13,10 +13,10 @@ import json
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from sckd.data.layout import detect_dataset
 from sckd.config import CONFIG_ROOT, from_dict, load_yaml_tree, resolve_config_path
-from sckd.engine.fold_table import FoldColumn, format_fold_tables, mean_std_rows
+from sckd.data.layout import detect_dataset
 from sckd.engine.demo import DemoWorld, load_demo_config, split_sizes, world_stage
+from sckd.engine.fold_table import FoldColumn, format_fold_tables, mean_std_rows
 from sckd.engine.jobs import DataSource, JobSet, ModelJob
 from sckd.engine.pipeline import Pipeline, PipelineResult, Stage
 from sckd.engine.report import ModelScores, format_markdown_table, format_text_table, gain
@@ -62,6 +62,8 @@ class TableSpec:
         if self.folds < 1 or (self.folds > 1 and not self.fold_key):
             raise SckdError(f"config key '{path}.fold_key': needed to run {self.folds} folds")
         keys = {j.key for j in self.jobs}
+        if not set(self.figures) <= keys:
+            raise SckdError(f"config key '{path}.figures': {self.figures} must name job keys of {sorted(keys)}")
         for pair in self.gains:
             if len(pair) != 2 or not set(pair) <= keys:
                 raise SckdError(f"config key '{path}.gains': {pair} must name two job keys of {sorted(keys)}")
