@@ -90,13 +90,17 @@ def read_index(root: Path) -> dict[str, dict[str, Path]]:
     return dict(sorted(out.items()))
 
 
-def _read_json(path: Path, what: str):
+def _read_text(path: Path, what: str) -> str:
     try:
-        text = path.read_text()
+        return path.read_text()
     except FileNotFoundError:
         raise SckdError(f"{path}: {what} file is missing") from None
     except (OSError, UnicodeDecodeError) as e:
         raise SckdError(f"{path}: cannot read {what} ({getattr(e, 'strerror', None) or e})") from None
+
+
+def _read_json(path: Path, what: str):
+    text = _read_text(path, what)
     try:
         return json.loads(text)
     except json.JSONDecodeError as e:
@@ -107,13 +111,7 @@ def read_cloud(path: Path, columns: list[str], what: str) -> np.ndarray:
     """A text cloud (optional blank lines, a header line of column names, one point a line) ->
     (N, len(columns)) float64 with ``columns`` picked by header name. A missing file, a missing
     column, a short row, a non-number, NaN/inf or no point at all raise naming the file."""
-    try:
-        text = path.read_text()
-    except FileNotFoundError:
-        raise SckdError(f"{path}: {what} file is missing") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise SckdError(f"{path}: cannot read {what} ({getattr(e, 'strerror', None) or e})") from None
-    lines = text.splitlines()
+    lines = _read_text(path, what).splitlines()
     n = 0
     while n < len(lines) and not lines[n].strip():
         n += 1
