@@ -28,8 +28,10 @@ def velocity_column(features: list[str]) -> int | None:
 
 
 def plot_frame_bev(frame: Frame, out: str | Path, radar_features: list[str], classes: list[str],
-                   pc_range: list[float] | None = None, title: str | None = None) -> Path:
-    """Write a BEV PNG of ``frame`` to ``out`` and return the path."""
+                   pc_range: list[float] | None = None, title: str | None = None,
+                   scores: np.ndarray | None = None) -> Path:
+    """Write a BEV PNG of ``frame`` to ``out`` and return the path. With ``scores`` (one per
+    box: the boxes are detections) each box is labelled with its class and score."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -63,6 +65,9 @@ def plot_frame_bev(frame: Frame, out: str | Path, radar_features: list[str], cla
             b = frame.boxes[k]
             front = (c[0] + c[3]) / 2  # corners 0 and 3 are the +l/2 face
             ax.plot([b[0], front[0]], [b[1], front[1]], color=colour, lw=1.2)
+            if scores is not None:
+                ax.annotate(f"{name} {float(scores[k]):.2f}", (float(c[:, 0].max()), float(c[:, 1].max())),
+                            fontsize=7, color=colour, annotation_clip=True)
         if pc_range is not None:
             ax.set_xlim(pc_range[0], pc_range[3])
             ax.set_ylim(pc_range[1], pc_range[4])

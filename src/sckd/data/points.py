@@ -11,7 +11,31 @@ import numpy as np
 from sckd.errors import SckdError, warnings
 
 
-def read_bin(path: str | Path, n_features: int, what: str = "point cloud") -> np.ndarray:
+def read_points(path: str | Path, features: list[str], what: str = "point cloud") -> np.ndarray:
+    """A bare point file -> (N, F) float32: ``.bin`` (float32 rows) or ``.npy`` (a 2-D numeric
+    array), with ``F = len(features)`` columns in that order; the same checks as :func:`read_bin`
+    and errors that name the expected layout."""
+    path = Path(path)
+    layout = f"{len(features)} columns: {' '.join(features)}"
+    if path.suffix == ".bin":
+        return read_bin(path, len(features), what, layout=layout)
+    if path.suffix != ".npy":
+        raise SckdError(f"{path}: not a point file (expected .bin float32 rows or .npy, {layout})")
+    try:
+        arr = np.load(path, allow_pickle=False)
+    except FileNotFoundError:
+        raise SckdError(f"{path}: {what} file is missing") from None
+    except (OSError, ValueError) as e:
+        raise SckdError(f"{path}: not a readable .npy array ({str(e).splitlines()[0][:120]})") from None
+    if not isinstance(arr, np.ndarray) or arr.ndim != 2 or not np.issubdtype(arr.dtype, np.number):
+        raise SckdError(f"{path}: expected a 2-D numeric array ({layout}), got "
+                        f"{getattr(arr, 'dtype', type(arr))} of shape {getattr(arr, 'shape', '?')}")
+    if arr.shape[1] != len(features):
+        raise SckdError(f"{path}: {arr.shape[1]} columns, expected {layout}")
+    return _finite_rows(arr.astype(np.float32), path, what)
+
+
+def read_bin(path: str | Path, n_features: int, what: str = "point cloud", layout: str = "") -> np.ndarray:
     """Read a ``.bin`` cloud of ``n_features`` float32 columns -> (N, F) float32.
 
     A size that is not a multiple of ``4 * n_features`` bytes raises :class:`SckdError` naming
@@ -28,9 +52,13 @@ def read_bin(path: str | Path, n_features: int, what: str = "point cloud") -> np
         raise SckdError(f"{path}: cannot read {what} ({e.strerror})") from None
     row = 4 * n_features
     if len(raw) % row:
+        expected = f"expected {layout}" if layout else "check the dataset's feature list"
         raise SckdError(f"{path}: size {len(raw)} bytes is not a multiple of {row} "
-                        f"({n_features} float32 features per point); check the dataset's feature list")
-    pts = np.frombuffer(raw, dtype="<f4").reshape(-1, n_features).astype(np.float32)
+                        f"({n_features} float32 features per point); {expected}")
+    return _finite_rows(np.frombuffer(raw, dtype="<f4").reshape(-1, n_features).astype(np.float32), path, what)
+
+
+def _finite_rows(pts: np.ndarray, path: Path, what: str) -> np.ndarray:
     if len(pts) == 0:
         warnings.warn(f"empty {what} kept as 0 points", str(path))
         return pts

@@ -37,15 +37,23 @@ class PredictSummary:
 
 
 def experiment_for_checkpoint(ckpt: dict, path: Path, data: str | None = None,
-                              overrides: list[str] | None = None) -> ExperimentConfig:
+                              overrides: list[str] | None = None, need_root: bool = True) -> ExperimentConfig:
     """The checkpoint's config with ``--set`` overrides and the dataset from ``data`` (a dataset
-    root folder, or a YAML file with a ``dataset:`` section)."""
+    root folder, or a YAML file with a ``dataset:`` section). ``need_root``: a dataset root must
+    be known (not for work on bare point files or an export)."""
+    return experiment_from_text(ckpt.get("config") or "", path, data, overrides, need_root)
+
+
+def experiment_from_text(config_yaml: str, path: Path, data: str | None = None,
+                         overrides: list[str] | None = None, need_root: bool = True) -> ExperimentConfig:
+    """:func:`experiment_for_checkpoint` for a config stored as YAML text elsewhere (an ONNX
+    model's metadata); ``path`` names the file in errors."""
     try:
-        raw = yaml.safe_load(ckpt.get("config") or "")
+        raw = yaml.safe_load(config_yaml)
     except yaml.YAMLError:
         raw = None
     if not isinstance(raw, dict):
-        raise SckdError(f"{path}: checkpoint holds no experiment config")
+        raise SckdError(f"{path}: holds no experiment config")
     raw = apply_overrides(raw, overrides or [])
     exp = experiment_from_dict(raw)
     if data:
@@ -61,18 +69,18 @@ def experiment_for_checkpoint(ckpt: dict, path: Path, data: str | None = None,
                 raise SckdError(f"{p}: config key 'dataset.root' is empty")
         else:
             raise SckdError(f"{p}: --data is neither a dataset folder nor a config file")
-    if not exp.dataset.root:
+    if need_root and not exp.dataset.root:
         raise SckdError(f"{path}: the stored config has no dataset.root; pass --data ROOT")
     return exp
 
 
-def load_trained_model(path: str | Path, data: str | None = None,
-                       overrides: list[str] | None = None) -> tuple[ExperimentConfig, nn.Module]:
+def load_trained_model(path: str | Path, data: str | None = None, overrides: list[str] | None = None,
+                       need_root: bool = True) -> tuple[ExperimentConfig, nn.Module]:
     """The checkpoint's experiment (data and overrides applied) and its model, weights loaded
     after the signature check."""
     path = Path(path)
     ckpt = ck.load_checkpoint(path)
-    exp = experiment_for_checkpoint(ckpt, path, data, overrides)
+    exp = experiment_for_checkpoint(ckpt, path, data, overrides, need_root)
     model = build_model(exp)
     ck.check_signature(ckpt, ck.model_signature(model, model_yaml(exp)), path)
     model.load_state_dict(ckpt["model"])

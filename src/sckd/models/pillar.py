@@ -11,7 +11,7 @@ from torch import Tensor, nn
 
 from sckd.models.config import EncoderConfig
 from sckd.models.vfe import BN_EPS, BN_MOMENTUM, PillarVFE, PointFeatures
-from sckd.ops.voxelize import grid_size_of, voxelize
+from sckd.ops.voxelize import Voxels, grid_size_of, voxelize
 
 
 def scatter_to_bev(features: Tensor, coords: Tensor, batch_size: int, ny: int, nx: int) -> Tensor:
@@ -53,7 +53,10 @@ class PillarEncoder(nn.Module):
         cfg = self.cfg
         vox = voxelize(points, cfg.voxel_size, self.pc_range, cfg.max_points_per_voxel,
                        cfg.max_voxels_train if self.training else cfg.max_voxels_test)
-        pts = points.index_select(0, vox.point_index)
-        feats = self.point_features(pts)
-        pillars = self.vfe(feats, pts[:, 1:4], vox)
+        return self.encode_pillars(points.index_select(0, vox.point_index), vox, batch_size)
+
+    def encode_pillars(self, points: Tensor, vox: Voxels, batch_size: int) -> Tensor:
+        """The kept points (N_kept, 1 + F_all) of ``vox`` -> the BEV map (the part after the
+        data-dependent grouping; what an ONNX export holds)."""
+        pillars = self.vfe(self.point_features(points), points[:, 1:4], vox)
         return self.bev_convs(scatter_to_bev(pillars, vox.coords, batch_size, *self.bev_shape))

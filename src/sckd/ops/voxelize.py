@@ -33,7 +33,7 @@ class Voxels:
 
     @property
     def num_voxels(self) -> int:
-        return int(self.coords.shape[0])
+        return self.coords.shape[0]  # no int(): a symbolic size must stay symbolic in export
 
 
 def grid_size_of(voxel_size, pc_range) -> tuple[int, int, int]:

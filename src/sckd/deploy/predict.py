@@ -1,0 +1,200 @@
+"""``sckd predict MODEL INPUT... --out DIR [--plot]``: a trained detector on any radar input.
+
+MODEL is a checkpoint (``.pt``, PyTorch) or an exported ``.onnx`` (ONNX Runtime). INPUT is
+
+- a dataset root: the frames of ``--split``, or of ``--frames`` ids;
+- bare point files, ``.bin`` (float32 rows) or ``.npy`` (N x F), in the column layout of the
+  model's dataset config (``dataset.radar.features``), radar frame, metres.
+
+Outputs per frame, in DIR:
+
+- with calibration (dataset frames): ``<id>.txt`` in the KITTI label format, camera frame
+  (``sckd eval`` reads these);
+- without (bare files): ``<id>.txt`` with one line per box,
+  ``class x y z l w h heading score`` (radar frame: x forward, y left, z up, metres; centre
+  boxes; heading in radians from +x towards +y), and the same in ``<id>.json``;
+- with ``--plot``: ``<id>.png``, a bird's-eye view (points coloured by radial velocity, boxes
+  with class and score).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+import torch
+from torch import nn
+
+from sckd.atomic import write_text_atomic
+from sckd.data.calib import Calib
+from sckd.data.dataset import RadarDataset, collate
+from sckd.data.plot import plot_frame_bev
+from sckd.data.points import read_points
+from sckd.data.types import Detections, Frame
+from sckd.deploy.network import PillarNetwork
+from sckd.deploy.onnx_runtime import OnnxNetwork
+from sckd.engine.distributed import resolve_device
+from sckd.engine.experiment import ExperimentConfig
+from sckd.engine.predict import load_trained_model
+from sckd.engine.run import build_model
+from sckd.errors import SckdError
+from sckd.eval.predictions import write_predictions
+
+POINT_SUFFIXES = (".bin", ".npy")
+
+
+class Predictor(Protocol):
+    exp: ExperimentConfig
+
+    def __call__(self, radar: np.ndarray) -> Detections:
+        """One frame's radar points (N, F) -> its detections (CPU tensors)."""
+
+
+def _frame(fid: str, radar: np.ndarray) -> Frame:
+    return Frame(frame_id=fid, radar=radar, lidar=None, boxes=np.zeros((0, 7), np.float32),
+                 labels=np.zeros((0,), np.int64), names=[], calib=None, has_labels=False)
+
+
+class TorchPredictor:
+    def __init__(self, exp: ExperimentConfig, model: nn.Module, device: torch.device) -> None:
+        self.exp, self.model, self.device = exp, model.to(device).eval(), device
+
+    def __call__(self, radar: np.ndarray) -> Detections:
+        return self.model.predict(collate([_frame("", radar)]).to(self.device))[0].to("cpu")
+
+
+class OnnxPredictor:
+    """ONNX Runtime for the network; voxelization, decoding and NMS from the embedded config."""
+
+    def __init__(self, onnx: OnnxNetwork, exp: ExperimentConfig) -> None:
+        self.exp, self.onnx = exp, onnx
+        self.net = PillarNetwork(build_model(exp).eval(), exp.dataset.radar.features)
+
+    def __call__(self, radar: np.ndarray) -> Detections:
+        points = collate([_frame("", radar)]).radar
+        maps = self.onnx(*self.net.prepare(points))
+        return self.net.detector.postprocess(self.net.head_output(maps))[0]
+
+
+def load_predictor(model: str | Path, *, data: str | None = None, overrides: list[str] | None = None,
+                   device: str = "auto", threads: int | None = None) -> Predictor:
+    path = Path(model)
+    if path.suffix == ".onnx":
+        onnx = OnnxNetwork(path, threads)
+        return OnnxPredictor(onnx, onnx.experiment(data, overrides))
+    exp, net = load_trained_model(path, data, overrides, need_root=False)
+    return TorchPredictor(exp, net, resolve_device(device))
+
+
+@dataclass
+class InputFrame:
+    frame_id: str
+    radar: np.ndarray
+    """(N, F) radar points in the radar frame."""
+    calib: Calib | None
+    source: Path
+
+
+def iter_inputs(exp: ExperimentConfig, inputs: list[str], *, split: str = "val",
+                frames: list[str] | None = None) -> Iterator[InputFrame]:
+    """Frames of every INPUT in order (see the module docstring). No INPUT: the dataset root of
+    the model's config."""
+    roots = [] if inputs else [exp.dataset.root]
+    if not inputs and not exp.dataset.root:
+        raise SckdError("predict: no INPUT given and the model's config has no dataset root")
+    files: list[Path] = []
+    for arg in inputs:
+        p = Path(arg).expanduser()
+        if not p.exists():
+            raise SckdError(f"{p}: input not found (expected a dataset folder or a .bin/.npy point file)")
+        if p.is_dir():
+            roots.append(str(p.resolve()))
+        elif p.suffix in POINT_SUFFIXES:
+            files.append(p)
+        else:
+            raise SckdError(f"{p}: not a dataset folder nor a .bin/.npy point file")
+    if frames and not roots:
+        raise SckdError("predict: --frames needs a dataset folder among the inputs")
+    stems = Counter(f.stem for f in files)
+    if clash := [s for s, n in stems.items() if n > 1]:
+        raise SckdError(f"predict: several input files are named '{clash[0]}'; outputs would overwrite each other")
+    features = exp.dataset.radar.features
+    for f in files:
+        yield InputFrame(f.stem, read_points(f, features, "radar point cloud"), None, f)
+    for root in roots:
+        cfg = exp.dataset
+        cfg.root = root
+        ds = RadarDataset(cfg, split, with_lidar=False, labeled=False, frame_ids=frames or None)
+        for i, fid in enumerate(ds.frame_ids):
+            fr = ds.load(i)
+            yield InputFrame(fid, fr.radar, fr.calib, Path(root))
+
+
+@dataclass
+class FrameResult:
+    frame_id: str
+    points: int
+    detections: Detections
+    seconds: float
+    outputs: list[Path]
+
+    def line(self, classes: list[str]) -> str:
+        counts = Counter(classes[int(k)] for k in self.detections.labels)
+        what = ", ".join(f"{n} {c}" for c, n in sorted(counts.items()))
+        top = f", best {float(self.detections.scores.max()):.2f}" if len(self.detections) else ""
+        return (f"{self.frame_id}: {self.points} points, {len(self.detections)} detections"
+                f"{' (' + what + ')' if what else ''}{top}, {1000 * self.seconds:.1f} ms"
+                f" -> {', '.join(p.name for p in self.outputs)}")
+
+
+def radar_frame_lines(det: Detections, classes: list[str]) -> list[str]:
+    return [f"{classes[int(k)]} " + " ".join(f"{v:.4f}" for v in b.tolist()) + f" {float(s):.4f}"
+            for b, s, k in zip(det.boxes, det.scores, det.labels)]
+
+
+def write_radar_frame(out: Path, fid: str, det: Detections, classes: list[str], source: Path) -> list[Path]:
+    """``<fid>.txt`` and ``<fid>.json``: boxes in the radar frame (format in the module docstring)."""
+    txt = write_text_atomic(out / f"{fid}.txt", "".join(ln + "\n" for ln in radar_frame_lines(det, classes)),
+                            "prediction file")
+    doc = {"frame": fid, "source": str(source), "coordinates": "radar frame: x forward, y left, z up (m)",
+           "box": ["x", "y", "z", "l", "w", "h", "heading"],
+           "detections": [{"class": classes[int(k)], "score": round(float(s), 6),
+                           "box": [round(v, 6) for v in b.tolist()]}
+                          for b, s, k in zip(det.boxes, det.scores, det.labels)]}
+    js = write_text_atomic(out / f"{fid}.json", json.dumps(doc, indent=1) + "\n", "prediction file")
+    return [txt, js]
+
+
+def predict_inputs(predictor: Predictor, inputs: list[str], out: str | Path, *, split: str = "val",
+                   frames: list[str] | None = None, plot: bool = False) -> Iterator[FrameResult]:
+    """Run ``predictor`` over the inputs, write each frame's files, yield one result per frame."""
+    exp = predictor.exp
+    out = Path(out).expanduser()
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise SckdError(f"{out}: cannot create the output folder ({e.strerror})") from None
+    classes = exp.dataset.classes
+    for item in iter_inputs(exp, inputs, split=split, frames=frames):
+        t0 = time.perf_counter()
+        det = predictor(item.radar)
+        dt = time.perf_counter() - t0
+        if item.calib is not None:
+            write_predictions(out, [item.frame_id], [det], [item.calib], classes, exp.dataset.image_size)
+            written = [out / f"{item.frame_id}.txt"]
+        else:
+            written = write_radar_frame(out, item.frame_id, det, classes, item.source)
+        if plot:
+            frame = _frame(item.frame_id, item.radar).replace(
+                boxes=det.boxes.numpy(), labels=det.labels.numpy(), names=[classes[int(k)] for k in det.labels])
+            written.append(plot_frame_bev(frame, out / f"{item.frame_id}.png", exp.dataset.radar.features,
+                                          classes, exp.dataset.point_cloud_range,
+                                          title=f"{item.frame_id}: {len(det)} detections",
+                                          scores=det.scores.numpy()))
+        yield FrameResult(item.frame_id, len(item.radar), det, dt, written)
