@@ -46,42 +46,49 @@ def random_boxes(rng, n):
     return b
 
 
+BACKENDS = ["numba", "torch"]  # torch: the on-device route, run here on CPU tensors
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("seed", [0, 1, 2])
-def test_nms_matches_brute_force(seed):
+def test_nms_matches_brute_force(seed, backend):
     rng = np.random.default_rng(seed)
     b = random_boxes(rng, 300)
     # duplicates and score ties
     b[250:] = b[:50]
     s = rng.uniform(0, 1, 300).round(2)
-    got = nms_bev(torch.from_numpy(b), torch.from_numpy(s), 0.3)
+    got = nms_bev(torch.from_numpy(b), torch.from_numpy(s), 0.3, backend=backend)
     ref = brute_force(b, s, np.zeros(300, int), [0.3])
     assert got.tolist() == ref
     assert 20 < len(ref) < 250  # suppression really happened
-    got = nms_bev(torch.from_numpy(b).float(), torch.from_numpy(s).float(), 0.3, max_out=17)
+    got = nms_bev(torch.from_numpy(b).float(), torch.from_numpy(s).float(), 0.3, max_out=17, backend=backend)
     assert got.tolist() == ref[:17]
 
 
-def test_batched_nms_matches_brute_force():
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_batched_nms_matches_brute_force(backend):
     rng = np.random.default_rng(5)
     b = random_boxes(rng, 300)
     s = rng.uniform(0, 1, 300)
     lab = rng.integers(0, 3, 300)
     thr = [0.1, 0.01, 0.5]
-    got = batched_nms_bev(torch.from_numpy(b), torch.from_numpy(s), torch.from_numpy(lab), thr)
+    got = batched_nms_bev(torch.from_numpy(b), torch.from_numpy(s), torch.from_numpy(lab), thr, backend=backend)
     assert got.tolist() == brute_force(b, s, lab, thr)
-    got = batched_nms_bev(torch.from_numpy(b), torch.from_numpy(s), torch.from_numpy(lab), 0.2, max_out=30)
+    got = batched_nms_bev(torch.from_numpy(b), torch.from_numpy(s), torch.from_numpy(lab), 0.2, max_out=30,
+                          backend=backend)
     assert got.tolist() == brute_force(b, s, lab, [0.2] * 3, 30)
 
 
-def test_nms_edge_cases():
-    assert nms_bev(torch.zeros(0, 7), torch.zeros(0), 0.5).shape == (0,)
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_nms_edge_cases(backend):
+    assert nms_bev(torch.zeros(0, 7), torch.zeros(0), 0.5, backend=backend).shape == (0,)
     box = torch.tensor([[0, 0, 0, 4, 2, 1.5, 0.0]])
     b = box.repeat(3, 1)
-    assert nms_bev(b, torch.tensor([0.5, 0.9, 0.9]), 0.5).tolist() == [1]
+    assert nms_bev(b, torch.tensor([0.5, 0.9, 0.9]), 0.5, backend=backend).tolist() == [1]
     # IoU exactly at the threshold is not suppressed (strictly greater suppresses)
     b2 = torch.tensor([[0, 0, 0, 3, 2, 1, 0.0], [1, 0, 0, 3, 2, 1, 0.0]], dtype=torch.float64)
-    assert nms_bev(b2, torch.tensor([0.9, 0.8]), 0.5).tolist() == [0, 1]
-    assert nms_bev(b2, torch.tensor([0.9, 0.8]), 0.49).tolist() == [0]
+    assert nms_bev(b2, torch.tensor([0.9, 0.8]), 0.5, backend=backend).tolist() == [0, 1]
+    assert nms_bev(b2, torch.tensor([0.9, 0.8]), 0.49, backend=backend).tolist() == [0]
 
 
 def test_nms_speed():

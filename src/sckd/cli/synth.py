@@ -5,8 +5,6 @@ from __future__ import annotations
 import argparse
 import sys
 
-from sckd.data.synth.config import load_synth_config
-from sckd.data.synth.world import plan_sequences, synthesize
 from sckd.errors import SckdError
 
 
@@ -26,6 +24,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from sckd.data.synth.config import load_synth_config
+    from sckd.data.synth.world import plan_sequences, synthesize
+
     cfg = load_synth_config(args.config, args.overrides)
     plan_sequences(cfg, args.frames, args.seed)  # argument errors before the progress bar appears
     if args.workers < 1:

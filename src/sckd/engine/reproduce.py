@@ -22,7 +22,7 @@ from sckd.engine.pipeline import Pipeline, PipelineResult, Stage
 from sckd.engine.report import ModelScores, format_markdown_table, format_text_table, gain
 from sckd.errors import SckdError
 
-TABLES = ("table1", "table3", "table4", "table5", "astyx")
+TABLES = tuple(sorted(p.stem for p in (CONFIG_ROOT / "reproduce").glob("*.yaml")))  # one per config
 
 
 @dataclass

@@ -10,14 +10,17 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from sckd.data.calib import Calib
 from sckd.data.labels import Annotations, project_boxes_2d, read_labels, sensor_to_camera, write_kitti_labels
-from sckd.data.types import Detections
 from sckd.errors import SckdError
 from sckd.ops.boxes import limit_angle
+
+if TYPE_CHECKING:  # the metric runs without torch; detections hold tensors
+    from sckd.data.types import Detections
 
 
 def _names(det: Detections, class_names: Sequence[str]) -> list[str]:

@@ -10,18 +10,21 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sckd.data.calib import Calib, read_calib
 from sckd.data.config import DatasetConfig
 from sckd.data.labels import Annotations, read_labels
 from sckd.data.layout import DatasetLayout
 from sckd.data.splits import list_split
-from sckd.data.types import Detections
 from sckd.errors import SckdError
 from sckd.eval.config import EvalConfig
 from sckd.eval.metric import evaluate
 from sckd.eval.predictions import detections_to_annotations, read_prediction_folder
 from sckd.eval.result import EvalResult
+
+if TYPE_CHECKING:  # the metric runs without torch; detections hold tensors
+    from sckd.data.types import Detections
 
 
 def evaluate_label_dirs(gt_dir: str | Path, pred_dir: str | Path, frame_ids: Sequence[str] | None = None,

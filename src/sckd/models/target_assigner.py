@@ -75,16 +75,17 @@ class TargetAssigner:
         ``valid[b] == False`` get every anchor ignored (no loss at all)."""
         labels, boxes, dirs = [], [], []
         for b, (gb, gl) in enumerate(zip(gt_boxes, gt_labels)):
-            lab, gt_idx = self._assign_one(anchors, anchor_cls, gb.to(anchors), gl.to(anchor_cls.device))
-            if valid is not None and not bool(valid[b]):
-                lab.fill_(-1)
+            gb = gb.to(anchors)
+            lab, gt_idx = self._assign_one(anchors, anchor_cls, gb, gl.to(anchor_cls.device))
+            if valid is not None:  # masked, not branched on: no read-back from the device
+                lab = torch.where(valid[b], lab, -1)
             pos = lab > 0
             box_t = anchors.new_zeros(anchors.shape)
             dir_t = torch.zeros_like(lab)
-            if pos.any():
-                matched = gb.to(anchors)[gt_idx[pos]]
-                box_t[pos] = encode_boxes(matched, anchors[pos])
-                dir_t[pos] = self.dir_bins(matched[:, 6])
+            if gb.shape[0]:  # a shape, known on the host
+                matched = gb[gt_idx.clamp(min=0)]                   # (N, 7), rows of unmatched unused
+                box_t = torch.where(pos[:, None], encode_boxes(matched, anchors), box_t)
+                dir_t = torch.where(pos, self.dir_bins(matched[:, 6]), dir_t)
             labels.append(lab)
             boxes.append(box_t)
             dirs.append(dir_t)

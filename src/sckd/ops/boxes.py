@@ -2,17 +2,29 @@
 
 A box is ``(x, y, z, l, w, h, heading)``: centre in metres, length along the heading,
 width across it, height along z, heading in radians from +x towards +y. Functions accept
-numpy arrays or torch tensors and return the same kind.
+numpy arrays or torch tensors and return the same kind. torch is not imported here: the
+metric (``sckd eval``) uses these functions on numpy arrays and must start without it.
 """
 
 from __future__ import annotations
 
 import math
+import sys
+from types import ModuleType
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
-Array = np.ndarray | torch.Tensor
+if TYPE_CHECKING:
+    import torch
+
+    Array = np.ndarray | torch.Tensor
+
+
+def _torch_for(x: object) -> ModuleType | None:
+    """torch when ``x`` is a tensor (it can only be one if torch is already imported)."""
+    torch = sys.modules.get("torch")
+    return torch if torch is not None and isinstance(x, torch.Tensor) else None
 
 # Corner order: bottom face counter-clockwise from (+l/2, +w/2), then the top face.
 _UNIT = np.array(
@@ -23,13 +35,15 @@ _UNIT = np.array(
 
 def limit_angle(a: Array, period: float = 2 * math.pi) -> Array:
     """Wrap angles into [-period/2, period/2)."""
-    return a - (a + period / 2) // period * period if isinstance(a, np.ndarray) else \
+    torch = _torch_for(a)
+    return a - (a + period / 2) // period * period if torch is None else \
         a - torch.floor((a + period / 2) / period) * period
 
 
 def box_corners(boxes: Array) -> Array:
     """(N, 7) boxes -> (N, 8, 3) corners (see ``_UNIT`` for the order)."""
-    if isinstance(boxes, torch.Tensor):
+    torch = _torch_for(boxes)
+    if torch is not None:
         unit = torch.as_tensor(_UNIT, dtype=boxes.dtype, device=boxes.device)
         local = unit[None] * boxes[:, None, 3:6]
         c, s = torch.cos(boxes[:, 6]), torch.sin(boxes[:, 6])
@@ -54,7 +68,8 @@ def points_in_boxes(points: Array, boxes: Array) -> Array:
 
     A point on a face counts as inside.
     """
-    if isinstance(points, torch.Tensor):
+    torch = _torch_for(points)
+    if torch is not None:
         rel = points[:, None, :3] - boxes[None, :, :3]
         c, s = torch.cos(boxes[:, 6]), torch.sin(boxes[:, 6])
         lx = rel[..., 0] * c + rel[..., 1] * s
