@@ -74,10 +74,9 @@ def _greedy_torch(boxes: torch.Tensor, scores: torch.Tensor, labels: torch.Tenso
     thr = thr.expand(len(order)) if len(thresholds) == 1 else thr[lab]
     # suppress[j, i]: an earlier (higher-scored) box j of i's class overlaps i above i's threshold
     suppress = (iou_bev_torch(b, b).to(dtype) > thr[None, :]) & (lab[:, None] == lab[None, :])
-    suppress = torch.triu(suppress, diagonal=1)
     keep = torch.ones(len(order), dtype=torch.bool, device=dev)
     for i in range(1, len(order)):
-        keep[i] = ~(suppress[:i, i] & keep[:i]).any()
+        keep[i] = ~(suppress[:i, i] & keep[:i]).any()  # only earlier boxes that were kept
     kept = order[keep]
     return kept if max_out is None else kept[:max_out]
 
