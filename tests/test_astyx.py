@@ -351,3 +351,36 @@ def test_reproduce_astyx_runs_every_job_on_every_fold(tmp_path):
         assert exp.distill.teacher.checkpoint == str(tmp_path / "out" / f"fold{k}" / "checkpoints" / "teacher.pt")
     with pytest.raises(SckdError, match="needs astyx data"):
         Reproduction(tmp_path / "o2", "astyx", None)
+
+
+def test_reproduce_study_repeats_by_split_on_astyx_and_by_seed_on_synth(tmp_path):
+    """One study config, two families: Astyx folds are its splits, synthetic folds are training
+    seeds; both run the same rows and every distillation row reads its fold's teacher."""
+    from sckd.engine.reproduce import Reproduction
+
+    root = write_astyx(tmp_path / "astyx", simple_frames(30))
+    rows = ["teacher", "a", "b", "f", "g", "i", "e", "h"]
+    for data, key, attr in ((str(root), "dataset.astyx.fold", lambda e: e.dataset.astyx.fold),
+                            (None, "train.seed", lambda e: e.train.seed)):
+        out = tmp_path / f"study_{key}"
+        rep = Reproduction(out, "study", data, ["dataset.astyx.block_frames=3"] if data else [])
+        assert rep.spec.folds == 3 and rep.spec.fold_key == key
+        assert [j.key for j in rep.jobs.jobs] == rows
+        for k, js in enumerate(rep.fold_sets):
+            for j in js.jobs:
+                exp = js.experiment(j)
+                assert attr(exp) == k
+                if j.key not in ("teacher", "a"):
+                    assert exp.distill.teacher.checkpoint == str(out / f"fold{k}" / "checkpoints" / "teacher.pt")
+                    assert exp.model.encoders.keys() == {"radar"}
+        flags = {j.key: js.experiment(j).distill for j in rep.jobs.jobs[1:]}
+        assert flags["a"] is None
+        on = {k: (d.ssod.enabled, d.frfd.enabled and d.frfd.mode, d.lrfd.enabled, d.gt.enabled)
+              for k, d in flags.items() if d is not None}
+        assert on == {"b": (True, False, False, False), "f": (True, "dual", False, False),
+                      "g": (True, False, True, False), "i": (True, "dual", True, False),
+                      "e": (True, "single", False, False), "h": (True, "dual", True, True)}
+    vod = tmp_path / "vod"
+    (vod / "radar").mkdir(parents=True)
+    with pytest.raises(SckdError, match="runs on astyx or synth data"):
+        Reproduction(tmp_path / "o3", "study", str(vod))

@@ -195,6 +195,12 @@ def test_export_refuses_what_it_cannot_export_in_one_line(trained, monkeypatch):
     model.encoders["lidar"] = model.encoders["radar"]
     with pytest.raises(SckdError, match="only a radar-only student can be exported"):
         PillarNetwork(model, exp.dataset.radar.features)
+    from sckd.engine.experiment import load_experiment
+    from sckd.engine.run import build_model
+
+    second = load_experiment("experiments/synth/second_radar", [])
+    with pytest.raises(SckdError, match=r"VoxelEncoder \(SECOND\), not exported: its sparse convs read"):
+        PillarNetwork(build_model(second), second.dataset.radar.features)
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda n, *a: None if n == "onnx" else real(n, *a))
     with pytest.raises(SckdError, match=r"'onnx' is not installed; install the deploy extra"):

@@ -43,8 +43,10 @@ class PillarNetwork(nn.Module):
                             f"branches {[n for n, _ in encoders]}; a teacher needs LiDAR at run time)")
         name, enc = encoders[0]
         if not isinstance(enc, PillarEncoder):
-            raise SckdError(f"export: encoder '{name}' is {type(enc).__name__}; only PointPillars "
-                            "students are exported (see README, Deployment: why SECOND is not)")
+            raise SckdError(f"export: encoder '{name}' is {type(enc).__name__} (SECOND), not exported: its "
+                            "sparse convs read per-offset pair counts back to the host to build each "
+                            "rulebook, which torch.export cannot trace (data-dependent sizes, "
+                            "ops/rulebook.py); train a PointPillars student to deploy")
         self.detector = detector
         self.features = list(features)
         self.branch = name

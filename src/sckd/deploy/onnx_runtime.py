@@ -52,7 +52,7 @@ class OnnxNetwork:
     def experiment(self, data: str | None = None, overrides: list[str] | None = None,
                    need_root: bool = False) -> ExperimentConfig:
         """The embedded config (``data`` and ``--set`` overrides applied as for a checkpoint)."""
-        return experiment_from_text(self.config_yaml, self.path, data, overrides, need_root)
+        return experiment_from_text(self.config_yaml, self.path, data, overrides, need_root, "ONNX model")
 
     def __call__(self, points: torch.Tensor, inverse: torch.Tensor, coords: torch.Tensor) -> tuple[torch.Tensor, ...]:
         feed = {name: np.ascontiguousarray(t.detach().cpu().numpy())

@@ -45,7 +45,8 @@ def experiment_for_checkpoint(ckpt: dict, path: Path, data: str | None = None,
 
 
 def experiment_from_text(config_yaml: str, path: Path, data: str | None = None,
-                         overrides: list[str] | None = None, need_root: bool = True) -> ExperimentConfig:
+                         overrides: list[str] | None = None, need_root: bool = True,
+                         what: str = "checkpoint") -> ExperimentConfig:
     """:func:`experiment_for_checkpoint` for a config stored as YAML text elsewhere (an ONNX
     model's metadata); ``path`` names the file in errors."""
     try:
@@ -53,7 +54,7 @@ def experiment_from_text(config_yaml: str, path: Path, data: str | None = None,
     except yaml.YAMLError:
         raw = None
     if not isinstance(raw, dict):
-        raise SckdError(f"{path}: holds no experiment config")
+        raise SckdError(f"{path}: {what} holds no experiment config")
     raw = apply_overrides(raw, overrides or [])
     exp = experiment_from_dict(raw)
     if data:

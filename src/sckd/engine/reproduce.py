@@ -38,6 +38,16 @@ class JobSpec:
 
 
 @dataclass
+class FamilyRuns:
+    """How a study repeats on one data family (``families:`` of a table config)."""
+
+    folds: int = 1
+    fold_key: str = ""
+    """Splits (``dataset.astyx.fold``) or seeds (``train.seed``), set to 0 .. folds-1."""
+    columns: list[FoldColumn] = field(default_factory=list)
+
+
+@dataclass
 class TableSpec:
     title: str
     jobs: list[JobSpec]
@@ -57,6 +67,20 @@ class TableSpec:
     go into OUT (``curves_*.png``, ``bev_<frame>.png``)."""
     curve_metrics: list[str] = field(default_factory=lambda: ["entire_area/mAP_3d", "roi/mAP_3d"])
     bev_frames: int = 3
+    families: dict[str, FamilyRuns] = field(default_factory=dict)
+    """Per data family: its folds, fold key and columns (replacing the ones above); a table
+    with ``families`` runs on those families only."""
+
+    def for_family(self, family: str, table: str) -> "TableSpec":
+        if not self.families:
+            return self
+        if family not in self.families:
+            raise SckdError(f"reproduce {table}: runs on {' or '.join(sorted(self.families))} data "
+                            f"(--data), got {family}")
+        f = self.families[family]
+        out = replace(self, folds=f.folds, fold_key=f.fold_key, columns=list(f.columns) or self.columns)
+        out.validate(f"reproduce.families.{family}")
+        return out
 
     def validate(self, path: str) -> None:
         if self.folds < 1 or (self.folds > 1 and not self.fold_key):
@@ -120,6 +144,7 @@ class Reproduction:
         fam = self.choice.family
         if self.spec.family and fam != self.spec.family:
             raise SckdError(f"reproduce {table}: needs {self.spec.family} data (--data), got {fam}")
+        self.spec = self.spec.for_family(fam, table)
         if source is None:
             self.world = load_demo_config("demo/default.yaml").world
             source = DataSource(root=str(self.out / "world"))
