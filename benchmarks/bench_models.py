@@ -103,19 +103,27 @@ def bench(name: str, args) -> dict:
     batch = Batch(["0"], radar_frame(args.radar_points, len(ds.radar.features), g),
                   lidar_frame(len(ds.lidar.features), g) if needs_lidar and ds.lidar else None,
                   [torch.zeros(0, 7)], [torch.zeros(0, dtype=torch.long)], torch.ones(1, dtype=torch.bool))
+    dev = torch.device(args.device)
+    det, batch = det.to(dev), batch.to(dev)
+
+    def now() -> float:  # a CUDA kernel launch returns at once: wait for the device first
+        if dev.type == "cuda":
+            torch.cuda.synchronize()
+        return time.perf_counter()
+
     counter = FlopCounter(det)
     times: dict[str, list[float]] = {"encode": [], "head": [], "post": []}
     flops: dict[str, tuple[float, float]] = {}
     try:
         with torch.no_grad():
             for i in range(args.warmup + args.runs):
-                t0 = time.perf_counter()
+                t0 = now()
                 bev = det.encode(batch)
-                t1 = time.perf_counter()
+                t1 = now()
                 out = det.head_forward(bev)
-                t2 = time.perf_counter()
+                t2 = now()
                 dets = det.postprocess(out)
-                t3 = time.perf_counter()
+                t3 = now()
                 if i >= args.warmup:
                     for k, dt in zip(times, (t1 - t0, t2 - t1, t3 - t2)):
                         times[k].append(dt)
@@ -137,6 +145,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("configs", nargs="*", default=DEFAULT)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--device", default="cpu", help="cpu or cuda (times include a device sync)")
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--radar-points", type=int, default=1000)
