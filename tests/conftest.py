@@ -15,3 +15,19 @@ def cli():
         return main([str(a) for a in args])
 
     return run
+
+
+# hypothesis keeps its example database and a constants cache in ./.hypothesis by default: point
+# it at a temporary folder so that nothing is written into the repository.
+try:
+    import atexit
+    import shutil
+    import tempfile
+
+    from hypothesis.configuration import set_hypothesis_home_dir
+
+    _hypothesis_home = tempfile.mkdtemp(prefix="sckd-hypothesis-")
+    set_hypothesis_home_dir(_hypothesis_home)
+    atexit.register(shutil.rmtree, _hypothesis_home, ignore_errors=True)
+except ImportError:  # hypothesis is a dev extra
+    pass

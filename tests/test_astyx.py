@@ -229,7 +229,6 @@ def test_range_bin_equals_evaluating_the_subset():
     """AP in the 30-50 m bin equals the entire-area AP of the same frames with every object
     outside the bin removed from both sides (boxes far from the bin edges)."""
     from sckd.data.calib import Calib
-    from sckd.data.labels import Annotations
     from sckd.eval.config import EvalConfig
     from sckd.eval.metric import evaluate
     from sckd.eval.predictions import detections_to_annotations

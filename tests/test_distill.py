@@ -7,7 +7,6 @@ from helpers.vod_tree import make_vod_tree
 
 from sckd.data.dataset import RadarDataset, collate
 from sckd.data.types import Detections
-from sckd.distill import build_distiller
 from sckd.distill.adapters import FusedAdapters
 from sckd.distill.config import DistillConfig
 from sckd.distill.export import student_weights

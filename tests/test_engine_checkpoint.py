@@ -18,7 +18,7 @@ def test_atomic_save_keeps_the_old_file_when_writing_fails(tmp_path, monkeypatch
         raise OSError("disk full")                     # ... then the write dies
 
     monkeypatch.setattr(torch, "save", broken_save)
-    with pytest.raises(OSError):
+    with pytest.raises(SckdError, match=f"^{target}: cannot write checkpoint \\(disk full\\)$"):
         ck.atomic_torch_save({"format": ck.FORMAT, "x": torch.arange(5)}, target)
     monkeypatch.setattr(torch, "save", real_save)
     assert [p.name for p in tmp_path.iterdir()] == [target.name]  # no temp file left behind

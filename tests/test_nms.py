@@ -1,7 +1,6 @@
 """Rotated NMS keeps exactly what a brute-force greedy reference (shapely IoU) keeps."""
 
 import math
-import time
 
 import numpy as np
 import pytest
@@ -91,14 +90,11 @@ def test_nms_edge_cases(backend):
     assert nms_bev(b2, torch.tensor([0.9, 0.8]), 0.49, backend=backend).tolist() == [0]
 
 
-def test_nms_speed():
+def test_nms_stops_at_max_out_on_a_dense_scene():
+    """2000 boxes, 100 kept: the cap ends the pass (its speed is in benchmarks/bench_models.py)."""
     rng = np.random.default_rng(0)
     b = torch.from_numpy(random_boxes(rng, 2000) * np.array([4, 4, 1, 1, 1, 1, 1]))
-    s = torch.rand(2000)
-    nms_bev(b, s, 0.1, max_out=100)  # compile / cache load
-    t = time.perf_counter()
-    for _ in range(5):
-        keep = nms_bev(b, s, 0.1, max_out=100)
-    dt = (time.perf_counter() - t) / 5
+    s = torch.from_numpy(rng.uniform(0, 1, 2000))
+    keep = nms_bev(b, s, 0.1, max_out=100)
+    assert keep.tolist() == nms_bev(b, s, 0.1)[:100].tolist()
     assert len(keep) == 100
-    assert dt < 0.05, f"NMS of 2000 boxes took {dt * 1e3:.1f} ms"

@@ -17,10 +17,6 @@ class SckdError(Exception):
     """A user-facing error: ``str(err)`` is the whole one-line message."""
 
 
-def fail(where: object, problem: str) -> SckdError:
-    """Build an error in the project's ``<file or key>: <problem>`` form."""
-    return SckdError(f"{where}: {problem}")
-
 
 class WarningCounter:
     """Collects repeated warnings (e.g. NaN points in many frames) and reports each kind once.

@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from sckd.atomic import write_text_atomic
 from sckd.data import astyx
 from sckd.data.calib import Calib, write_calib
 from sckd.data.config import DatasetConfig
@@ -129,9 +130,7 @@ def convert_frame(cfg: DatasetConfig, fid: str, paths: dict[str, Path], out: Pat
 
 
 def _write_calib(path: Path, P2: np.ndarray) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    write_calib(tmp, P2, np.eye(4), CAM_FROM_LEVEL)
-    os.replace(tmp, path)
+    write_calib(path, P2, np.eye(4), CAM_FROM_LEVEL)
 
 
 @contextlib.contextmanager
@@ -205,7 +204,4 @@ def _write_splits(cfg: DatasetConfig, frame_ids: list[str], out: Path) -> None:
 
 
 def _replace_text(path: Path, text: str) -> None:
-    """Write through a temporary file and rename, so readers never see half a file."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    write_text_atomic(path, text, "cache file")

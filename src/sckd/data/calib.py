@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from sckd.atomic import write_text_atomic
 from sckd.errors import SckdError
 
 _SHAPES = {"P0": (3, 4), "P1": (3, 4), "P2": (3, 4), "P3": (3, 4), "R0_rect": (3, 3),
@@ -128,4 +129,4 @@ def write_calib(path: Path, P2: np.ndarray, R0: np.ndarray, cam_from_sensor: np.
     lines.append(f"R0_rect: {_fmt(np.asarray(R0)[:3, :3])}")
     lines.append(f"Tr_velo_to_cam: {_fmt(np.asarray(cam_from_sensor)[:3, :4])}")
     lines.append("Tr_imu_to_velo: ")
-    Path(path).write_text("\n".join(lines) + "\n")
+    write_text_atomic(path, "\n".join(lines) + "\n", "calib file", durable=False)

@@ -180,9 +180,3 @@ def collate(frames: list[Frame]) -> Batch:
         calibs=[f.calib for f in frames],
     )
 
-
-def frame_paths(ds: RadarDataset, fid: str) -> dict[str, Path | None]:
-    """The files one frame is read from (for messages and tools)."""
-    lay = ds.layout
-    return {"radar": lay.radar_bin(fid), "calib": lay.radar_calib(fid), "label": lay.label_file(fid),
-            "lidar": lay.lidar_bin(fid) if ds.with_lidar else None}

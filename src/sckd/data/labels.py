@@ -14,13 +14,12 @@ y left, z up), heading from +x towards +y. Conversions follow the VoD / OpenPCDe
 from __future__ import annotations
 
 import math
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from sckd.atomic import write_text_atomic
 from sckd.data.calib import Calib
 from sckd.errors import SckdError, warnings
 from sckd.ops.boxes import box_corners, limit_angle
@@ -245,19 +244,4 @@ def write_kitti_labels(path: str | Path, names: list[str], boxes7: np.ndarray, c
     """
     lines = format_kitti_lines(names, boxes7, calib, image_size, scores, truncated, occluded)
     path = Path(path)
-    text = "".join(line + "\n" for line in lines)
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    except OSError as e:
-        raise SckdError(f"{path}: cannot write label file ({e.strerror})") from None
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600; label files are ordinary shared data
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    write_text_atomic(path, "".join(line + "\n" for line in lines), "label file", durable=False)

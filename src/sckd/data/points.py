@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
+from sckd.atomic import write_bytes_atomic
 from sckd.errors import SckdError, warnings
 
 
@@ -70,21 +69,6 @@ def _finite_rows(pts: np.ndarray, path: Path, what: str) -> np.ndarray:
 
 
 def write_bin(path: str | Path, points: np.ndarray) -> None:
-    """Write (N, F) points as little-endian float32 (temporary file + rename)."""
-    path = Path(path)
-    data = np.ascontiguousarray(np.asarray(points, dtype="<f4")).tobytes()
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    except OSError as e:
-        raise SckdError(f"{path}: cannot write points ({e.strerror})") from None
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    """Write (N, F) points as little-endian float32 (atomic, not fsynced: a cache can be rebuilt)."""
+    write_bytes_atomic(path, np.ascontiguousarray(np.asarray(points, dtype="<f4")).tobytes(), "points",
+                       durable=False)

@@ -109,7 +109,7 @@ def export_onnx(checkpoint: str | Path, out: str | Path, *, check: bool = True) 
 
     onnx.save_model(proto, buf)
     data = buf.getvalue()
-    write_bytes_atomic(out, data, "ONNX model")
+    write_bytes_atomic(out, data, "ONNX model", mkdirs=True)
     diff = None
     if check and _has("onnxruntime"):
         with torch.no_grad():

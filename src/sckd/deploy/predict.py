@@ -161,13 +161,13 @@ def radar_frame_lines(det: Detections, classes: list[str]) -> list[str]:
 def write_radar_frame(out: Path, fid: str, det: Detections, classes: list[str], source: Path) -> list[Path]:
     """``<fid>.txt`` and ``<fid>.json``: boxes in the radar frame (format in the module docstring)."""
     txt = write_text_atomic(out / f"{fid}.txt", "".join(ln + "\n" for ln in radar_frame_lines(det, classes)),
-                            "prediction file")
+                            "prediction file", durable=False)
     doc = {"frame": fid, "source": str(source), "coordinates": "radar frame: x forward, y left, z up (m)",
            "box": ["x", "y", "z", "l", "w", "h", "heading"],
            "detections": [{"class": classes[int(k)], "score": round(float(s), 6),
                            "box": [round(v, 6) for v in b.tolist()]}
                           for b, s, k in zip(det.boxes, det.scores, det.labels)]}
-    js = write_text_atomic(out / f"{fid}.json", json.dumps(doc, indent=1) + "\n", "prediction file")
+    js = write_text_atomic(out / f"{fid}.json", json.dumps(doc, indent=1) + "\n", "prediction file", durable=False)
     return [txt, js]
 
 

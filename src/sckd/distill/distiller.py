@@ -83,13 +83,6 @@ class Distiller(nn.Module):
         """True when the teacher reads LiDAR: the training pool must load it."""
         return self.teacher_lidar is not None
 
-    def student_state_dict(self) -> dict[str, Tensor]:
-        """The student's weights alone (a plain detector state dict; adapters dropped)."""
-        return self.student.state_dict()
-
-    def export_student(self) -> Detector:
-        return self.student
-
     # ------------------------------------------------------------------- forward
 
     @torch.no_grad()

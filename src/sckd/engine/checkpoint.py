@@ -23,11 +23,8 @@ target, so a crash never leaves a truncated checkpoint under a final name.
 from __future__ import annotations
 
 import hashlib
-import os
 import random
 import re
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +32,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from sckd.atomic import write_atomic
 from sckd.errors import SckdError
 
 FORMAT = "sckd-ckpt-1"
@@ -42,63 +40,8 @@ STEP_RE = re.compile(r"^step_(\d+)\.pt$")
 
 
 def atomic_torch_save(obj: Any, path: str | Path) -> Path:
-    """``torch.save`` to ``path`` via a temp file in the same folder + fsync + ``os.replace``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    try:  # make the rename itself durable
-        dfd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
-    except OSError:
-        pass  # some filesystems cannot fsync a directory; the file itself is synced
-    return path
-
-
-def atomic_write_text(text: str, path: str | Path) -> Path:
-    """Write a small text file (configs) with the same temp-file + rename discipline."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
-
-
-def atomic_copy(src: str | Path, dst: str | Path) -> Path:
-    """Copy a file to ``dst`` with the same temp-file + fsync + rename discipline."""
-    dst = Path(dst)
-    fd, tmp = tempfile.mkstemp(prefix=f".{dst.name}.", suffix=".tmp", dir=dst.parent)
-    try:
-        with os.fdopen(fd, "wb") as f, open(src, "rb") as s:
-            shutil.copyfileobj(s, f, length=1 << 20)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, dst)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return dst
+    """``torch.save`` to ``path`` through :func:`sckd.atomic.write_atomic` (durable)."""
+    return write_atomic(path, lambda f: torch.save(obj, f), "checkpoint", mkdirs=True)
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sckd.atomic import copy_atomic, write_text_atomic
 from sckd.config import from_dict, load_yaml_tree
 from sckd.data.config import DatasetConfig
 from sckd.engine.experiment import ExperimentConfig, load_experiment
@@ -149,7 +150,6 @@ class JobSet:
 
     def train_stage(self, job: ModelJob, estimate_s: float = 0.0) -> Stage:
         def run() -> dict[str, Any]:
-            from sckd.engine import checkpoint as ck
             from sckd.engine.distributed import cleanup, init_distributed
             from sckd.engine.run import train_experiment
 
@@ -167,7 +167,7 @@ class JobSet:
             if not final.is_file():
                 raise SckdError(f"{final}: training finished without a final checkpoint")
             self.checkpoint(job.key).parent.mkdir(parents=True, exist_ok=True)
-            ck.atomic_copy(final, self.checkpoint(job.key))
+            copy_atomic(final, self.checkpoint(job.key), "checkpoint")
             s = result.state
             return {"steps": s.step, "epochs": s.epoch, "frames_per_s": result.frames_per_s}
 
@@ -179,7 +179,10 @@ class JobSet:
             import shutil
 
             from sckd.engine import checkpoint as ck
-            from sckd.engine.predict import experiment_for_checkpoint, predict_checkpoint
+            from sckd.engine.predict import (
+                experiment_for_checkpoint,
+                predict_checkpoint,
+            )
             from sckd.eval import evaluate_folder
 
             path = self.checkpoint(job.key)
@@ -190,7 +193,7 @@ class JobSet:
             exp = experiment_for_checkpoint(ck.load_checkpoint(path), path, self.data.predict_arg)
             result = evaluate_folder(exp.dataset, self.split, preds, exp.eval)
             self.result_file(job.key).parent.mkdir(parents=True, exist_ok=True)
-            ck.atomic_write_text(json.dumps(result.to_official_json(), indent=1), self.result_file(job.key))
+            write_text_atomic(self.result_file(job.key), json.dumps(result.to_official_json(), indent=1), "result")
             return {"frames": summary.frames, "detections": summary.detections, "mAP": result.mAP}
 
         return Stage(f"eval-{job.key}", f"evaluate {job.label} on the {self.split} split "

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sckd.atomic import write_text_atomic
 from sckd.errors import SckdError
 
 log = logging.getLogger("sckd")
@@ -117,10 +118,8 @@ class Pipeline:
         return self.read_marker(stage.name) is not None and all(p.exists() for p in stage.outputs)
 
     def _write_marker(self, stage: Stage, seconds: float, info: dict[str, Any]) -> None:
-        from sckd.engine.checkpoint import atomic_write_text
-
         self.marker_dir.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(json.dumps({"seconds": seconds, "info": info}, indent=1), self.marker(stage.name))
+        write_text_atomic(self.marker(stage.name), json.dumps({"seconds": seconds, "info": info}, indent=1), "stage marker")
 
     @staticmethod
     def _scale(spent: dict[str, list[float]], stage: Stage) -> float:

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from sckd.atomic import write_text_atomic
+
 REGIONS = (("entire_area", "EAA"), ("roi", "DC"))
 _ABBR = {"Pedestrian": "Ped", "Cyclist": "Cyc"}
 
@@ -139,7 +141,6 @@ class ReportInputs:
 
 
 def write_markdown_report(path: Path, inp: ReportInputs) -> Path:
-    from sckd.engine.checkpoint import atomic_write_text
     from sckd.engine.pipeline import fmt_duration
 
     rel = lambda p: Path(p).relative_to(path.parent).as_posix() if Path(p).is_relative_to(path.parent) else str(p)  # noqa: E731
@@ -162,5 +163,5 @@ def write_markdown_report(path: Path, inp: ReportInputs) -> Path:
         md += ["## Configs used", ""]
         for label, text in inp.configs.items():
             md += [f"<details><summary>{label}</summary>", "", "```yaml", text.rstrip(), "```", "", "</details>", ""]
-    atomic_write_text("\n".join(md) + "\n", path)
+    write_text_atomic(path, "\n".join(md) + "\n", "report")
     return path

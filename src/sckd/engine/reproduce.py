@@ -13,13 +13,19 @@ import json
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from sckd.atomic import write_text_atomic
 from sckd.config import CONFIG_ROOT, from_dict, load_yaml_tree, resolve_config_path
 from sckd.data.layout import detect_dataset
 from sckd.engine.demo import DemoWorld, load_demo_config, split_sizes, world_stage
 from sckd.engine.fold_table import FoldColumn, format_fold_tables, mean_std_rows
 from sckd.engine.jobs import DataSource, JobSet, ModelJob
 from sckd.engine.pipeline import Pipeline, PipelineResult, Stage
-from sckd.engine.report import ModelScores, format_markdown_table, format_text_table, gain
+from sckd.engine.report import (
+    ModelScores,
+    format_markdown_table,
+    format_text_table,
+    gain,
+)
 from sckd.errors import SckdError
 
 TABLES = tuple(sorted(p.stem for p in (CONFIG_ROOT / "reproduce").glob("*.yaml")))  # one per config
@@ -247,7 +253,7 @@ class Reproduction:
         exp = experiment_for_checkpoint(ck.load_checkpoint(ckpt), ckpt, js.data.predict_arg)
         ecfg = replace(exp.eval, iou_thresholds={c: iou for c in exp.eval.classes})
         result = evaluate_folder(exp.dataset, js.split, js.predictions(key), ecfg).to_official_json()
-        ck.atomic_write_text(json.dumps(result, indent=1), path)
+        write_text_atomic(path, json.dumps(result, indent=1), "result")
         return result
 
     def _fold_tables(self) -> tuple[str, str]:
@@ -257,7 +263,6 @@ class Reproduction:
         return format_fold_tables(rows, labels, self.spec.columns, len(self.fold_sets))
 
     def write(self, result: PipelineResult) -> tuple[Path, str]:
-        from sckd.engine.checkpoint import atomic_write_text
         from sckd.engine.pipeline import fmt_duration
 
         text, md = self.tables()
@@ -266,11 +271,11 @@ class Reproduction:
         folds = f", mean +- std over {len(self.fold_sets)} splits" if len(self.fold_sets) > 1 else ""
         metric = "AP (%)" if self.spec.columns else "3D AP|R11 (%)"
         head = f"{self.spec.title} -- {where}, {self.jobs.split} split{folds}, {metric}"
-        atomic_write_text(f"{head}\n\n{text}\n", self.out / "table.txt")
-        atomic_write_text(f"# {head}\n\n{md}\n\nTotal time {fmt_duration(result.total_stage_seconds)}.\n",
-                          self.out / "table.md")
+        write_text_atomic(self.out / "table.txt", f"{head}\n\n{text}\n")
+        write_text_atomic(self.out / "table.md",
+                          f"# {head}\n\n{md}\n\nTotal time {fmt_duration(result.total_stage_seconds)}.\n")
         self.figures()
         results = self.fold_results()
-        atomic_write_text(json.dumps(results[0] if len(results) == 1 else {f"fold{k}": r for k, r in enumerate(results)},
-                                     indent=1), self.out / "table.json")
+        write_text_atomic(self.out / "table.json", json.dumps(
+            results[0] if len(results) == 1 else {f"fold{k}": r for k, r in enumerate(results)}, indent=1))
         return self.out / "table.md", f"{head}\n{text}"

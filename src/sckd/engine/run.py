@@ -13,10 +13,16 @@ from pathlib import Path
 from torch import nn
 from torch.utils.data import Dataset
 
+from sckd.atomic import write_text_atomic
 from sckd.data.dataset import RadarDataset, collate
 from sckd.engine import checkpoint as ck
 from sckd.engine.distributed import DistEnv, barrier, broadcast_object
-from sckd.engine.experiment import ExperimentConfig, experiment_from_yaml, experiment_to_yaml, model_yaml
+from sckd.engine.experiment import (
+    ExperimentConfig,
+    experiment_from_yaml,
+    experiment_to_yaml,
+    model_yaml,
+)
 from sckd.engine.monitor import attach_log_file, detach_log_file
 from sckd.engine.rundir import checkpoints_dir, prepare_run_dir
 from sckd.engine.seeding import seed_everything, set_deterministic
@@ -113,7 +119,7 @@ def train_experiment(exp: ExperimentConfig, *, run_dir: Path, env: DistEnv, resu
                       export=student_exporter(exp, model))
     handler = None
     if env.is_main:
-        ck.atomic_write_text(config_yaml, run_dir / "config.yaml")
+        write_text_atomic(run_dir / "config.yaml", config_yaml, "run config")
         handler = attach_log_file(run_dir / "train.log")
     try:
         start = broadcast_object(env, str(p) if (p := find_resume_checkpoint(run_dir, resume)) else None)

@@ -25,9 +25,16 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
+from sckd.atomic import copy_atomic
 from sckd.engine import checkpoint as ck
 from sckd.engine.config import TrainConfig
-from sckd.engine.distributed import DistEnv, all_gather_objects, any_rank, barrier, wrap_for_training
+from sckd.engine.distributed import (
+    DistEnv,
+    all_gather_objects,
+    any_rank,
+    barrier,
+    wrap_for_training,
+)
 from sckd.engine.loader import iters_per_epoch, make_loader
 from sckd.engine.monitor import Monitor
 from sckd.engine.optim import OneCycle, build_optimizer
@@ -307,7 +314,7 @@ class Trainer:
                 if env.is_main and self.export is not None:
                     ck.atomic_torch_save(self.export(ck.load_checkpoint(last_ckpt)), self.ckpt_dir / "final.pt")
                 elif env.is_main:
-                    ck.atomic_copy(last_ckpt, self.ckpt_dir / "final.pt")
+                    copy_atomic(last_ckpt, self.ckpt_dir / "final.pt", "checkpoint")
         finally:
             restore_sigint()
             monitor.close()

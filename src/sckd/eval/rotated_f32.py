@@ -149,13 +149,3 @@ def intersection_f32(b1, b2, c1, c2, pts, tmp):
     _order_f32(pts, n)
     return _fan_area(pts, n)
 
-
-@numba.njit(cache=True)
-def iou_f32(gt, dt):
-    """Official BEV IoU of float32 boxes ``gt`` (5,) and ``dt`` (5,), as float32."""
-    c1 = np.empty(8, dtype=np.float32)
-    c2 = np.empty(8, dtype=np.float32)
-    pts = np.empty(2 * _MAX_PTS, dtype=np.float32)
-    tmp = np.empty(2, dtype=np.float32)
-    inter = intersection_f32(gt, dt, c1, c2, pts, tmp)
-    return np.float32(inter / (gt[2] * gt[3] + dt[2] * dt[3] - inter))

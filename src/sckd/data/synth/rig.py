@@ -41,12 +41,6 @@ def transform(T: np.ndarray, pts: np.ndarray) -> np.ndarray:
     return pts @ T[:3, :3].T + T[:3, 3]
 
 
-def inv_pose(T: np.ndarray) -> np.ndarray:
-    """Inverse of a rigid 4x4 pose (exact for orthonormal rotations)."""
-    R = T[:3, :3]
-    return make_pose(R.T, -R.T @ T[:3, 3])
-
-
 @dataclass
 class Rig:
     """Fixed sensor mounting shared by every frame."""

@@ -20,8 +20,10 @@ from pathlib import Path
 
 import numpy as np
 
+from sckd.atomic import write_text_atomic
 from sckd.data.calib import write_calib
 from sckd.data.labels import write_kitti_labels
+from sckd.data.points import write_bin
 from sckd.data.synth.rig import Rig
 from sckd.data.synth.simulate import FrameData
 from sckd.errors import SckdError
@@ -101,26 +103,26 @@ def write_frame(out: Path, fid: str, frame: FrameData, rig: Rig, labeled: bool, 
 
 def _write_frame(out: Path, fid: str, frame: FrameData, rig: Rig, labeled: bool, write_pose: bool) -> None:
     lid = out / "lidar" / "training"
-    np.ascontiguousarray(frame.lidar, dtype=np.float32).tofile(lid / "velodyne" / f"{fid}.bin")
+    write_bin(lid / "velodyne" / f"{fid}.bin", frame.lidar)
     write_calib(lid / "calib" / f"{fid}.txt", rig.P2, np.eye(4), rig.cam_from_lidar)
     for tree, pts in zip(RADAR_TREES, (frame.radar, frame.radar_accumulated)):
         tr = out / tree / "training"
-        np.ascontiguousarray(pts, dtype=np.float32).tofile(tr / "velodyne" / f"{fid}.bin")
+        write_bin(tr / "velodyne" / f"{fid}.bin", pts)
         write_calib(tr / "calib" / f"{fid}.txt", rig.P2, np.eye(4), rig.cam_from_radar)
     if labeled:
         write_kitti_labels(lid / "label_2" / f"{fid}.txt", frame.names, frame.boxes, rig.calib(), rig.image_size,
                            scores=np.ones(len(frame.names)), truncated=frame.moving, occluded=frame.occluded)
     if write_pose:
-        (lid / "pose" / f"{fid}.json").write_text(_pose_json(rig, frame.pose))
+        write_text_atomic(lid / "pose" / f"{fid}.json", _pose_json(rig, frame.pose), "pose file", durable=False)
 
 
 def write_index(out: Path, splits: dict[str, list[str]], unlabeled: list[str], manifest: str, frames: int,
                 seed: int, scans: int) -> None:
     """ImageSets, README and (last) the manifest with the resolved config."""
     for name, ids in splits.items():
-        (out / "lidar" / "ImageSets" / f"{name}.txt").write_text("".join(f"{i}\n" for i in ids))
+        write_text_atomic(out / "lidar" / "ImageSets" / f"{name}.txt", "".join(f"{i}\n" for i in ids), "split list")
     names = ", ".join(f"{k}.txt ({len(v)} frames)" for k, v in splits.items())
     unl = f" ({', '.join(unlabeled)})" if unlabeled else ""
-    (out / "README.txt").write_text(README.format(splits=names, scans=scans, unlabeled=unl, frames=frames,
-                                                  seed=seed, manifest=MANIFEST))
-    (out / MANIFEST).write_text(manifest)
+    write_text_atomic(out / "README.txt", README.format(splits=names, scans=scans, unlabeled=unl, frames=frames,
+                                                        seed=seed, manifest=MANIFEST))
+    write_text_atomic(out / MANIFEST, manifest, "manifest")  # last: its presence marks a complete world
