@@ -5,8 +5,11 @@
 For a radar PointPillars checkpoint, every route runs the same val frames:
 
 - ``torch``: the checkpoint in PyTorch (eval mode, no grad);
+- ``torch NHWC``: the same with channels-last weights (the 2D convs' NHWC kernels);
 - ``onnxruntime``: the ``sckd export`` graph under ONNX Runtime, graph optimisation ``all``
-  (blocked-layout conv kernels) and ``basic``.
+  (blocked-layout conv kernels) and ``basic``;
+- ``onnxruntime int8``: ``sckd export --int8``, convolutions quantized statically (calibrated
+  on ``--calib-frames`` train frames).
 
 Per route: the network alone (decorated points in, head maps out) and the whole frame as
 ``sckd predict`` runs it (voxelization + network + decoding + rotated NMS), median over the
@@ -52,6 +55,7 @@ def main() -> int:
     ap.add_argument("--data", required=True, help="dataset root")
     ap.add_argument("--split", default="val")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--calib-frames", type=int, default=64, help="int8 calibration frames (train split)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
 
@@ -70,6 +74,14 @@ def main() -> int:
         for opt in ("all", "basic"):
             ort = OnnxNetwork(onnx_path, threads=args.threads, optimization=opt)
             routes[f"onnxruntime ({opt})"] = (lambda x, ort=ort: ort(*x), OnnxPredictor(ort, exp))
+        int8_path = Path(tmp) / "student_int8.onnx"
+        q = export_onnx(args.checkpoint, int8_path, int8=True, data=args.data, calib_frames=args.calib_frames)
+        print(f"int8 export: {q.size_bytes / 1e6:.1f} MB, max |diff| to PyTorch {q.max_abs_diff:.2e}")
+        ort = OnnxNetwork(int8_path, threads=args.threads)
+        routes["onnxruntime int8 (all)"] = (lambda x, ort=ort: ort(*x), OnnxPredictor(ort, exp))
+        nhwc = load_trained_model(args.checkpoint, args.data)[1].eval().to(memory_format=torch.channels_last)
+        net_nhwc = PillarNetwork(nhwc, exp.dataset.radar.features)
+        routes["torch NHWC"] = (lambda x: net_nhwc(*x), TorchPredictor(exp, nhwc, torch.device("cpu")))
         print(f"{len(frames)} {args.split} frames, {args.threads} threads, torch {torch.__version__}")
         print("| route | network (ms) | whole frame (ms) | FPS | mAP 3D | mAP BEV |")
         print("|---|---|---|---|---|---|")

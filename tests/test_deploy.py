@@ -206,3 +206,31 @@ def test_export_refuses_what_it_cannot_export_in_one_line(trained, monkeypatch):
     with pytest.raises(SckdError, match=r"'onnx' is not installed; install the deploy extra"):
         onnx_export.export_onnx(ckpt, root / "never.onnx")
     assert not (root / "never.onnx").exists()
+
+
+def test_int8_export_is_calibrated_on_train_frames_and_runs(trained, cli, capsys):
+    """``--int8``: a QDQ model whose convolutions are int8, calibrated on the train split, that
+    ``sckd predict`` runs as it is; its maps follow the float model's closely."""
+    import onnx
+
+    from sckd.deploy.onnx_runtime import OnnxNetwork
+
+    world, ckpt, onnx_path, root = trained
+    q = root / "student_int8.onnx"
+    assert cli("export", ckpt, "--out", q, "--int8", "--data", world, "--calib-frames", "4") == 0
+    model = onnx.load(str(q))
+    ops = [n.op_type for n in model.graph.node]
+    assert ops.count("QuantizeLinear") >= ops.count("Conv") > 0
+    meta = {p.key: p.value for p in model.metadata_props}
+    assert meta["sckd.quantization"].startswith("int8") and "sckd.config" in meta
+    exp, model_pt = load_trained_model(ckpt, str(world))
+    net = PillarNetwork(model_pt.eval(), exp.dataset.radar.features)
+    _, ds = _frames(world, ckpt)
+    inputs = net.prepare(collate([ds.load(0)]).radar)
+    ref, got = OnnxNetwork(onnx_path)(*inputs), OnnxNetwork(q)(*inputs)
+    for a, b in zip(ref, got):
+        r = np.corrcoef(a.flatten().numpy(), b.flatten().numpy())[0, 1]
+        assert r > 0.95, r
+    capsys.readouterr()
+    assert cli("predict", q, world, "--frames", ds.frame_ids[0], "--out", root / "int8_preds") == 0
+    assert (root / "int8_preds" / f"{ds.frame_ids[0]}.txt").is_file()

@@ -22,6 +22,8 @@ import torch
 from sckd.atomic import write_bytes_atomic
 from sckd.deploy.network import INPUT_NAMES, ONNX_FORMAT, PillarNetwork
 from sckd.deploy.onnx_runtime import OnnxNetwork
+from sckd.deploy.quantize import quantize_int8
+from sckd.data.dataset import RadarDataset, collate
 from sckd.engine import checkpoint as ck
 from sckd.engine.predict import load_trained_model
 from sckd.errors import SckdError
@@ -37,7 +39,7 @@ class ExportSummary:
     size_bytes: int
     max_abs_diff: float | None
     """Largest |PyTorch - ONNX Runtime| over the head outputs on a test cloud (None without
-    onnxruntime)."""
+    onnxruntime; for an int8 model it measures the quantization error)."""
 
 
 def example_cloud(net: PillarNetwork, pillars: int = 48, per_pillar: int = 3, seed: int = 0) -> torch.Tensor:
@@ -78,12 +80,16 @@ def _quiet_exporter() -> Iterator[None]:
             lg.setLevel(lvl)
 
 
-def export_onnx(checkpoint: str | Path, out: str | Path, *, check: bool = True) -> ExportSummary:
+def export_onnx(checkpoint: str | Path, out: str | Path, *, check: bool = True, int8: bool = False,
+                data: str | None = None, calib_frames: int = 64) -> ExportSummary:
+    """Export the student; ``int8``: then quantize it statically (see :mod:`sckd.deploy.quantize`)
+    with ``calib_frames`` frames spread over the train split of ``data`` (default: the stored
+    dataset root)."""
     _require("onnx")
     _require("onnxscript")
     checkpoint, out = Path(checkpoint), Path(out).expanduser()
     ckpt = ck.load_checkpoint(checkpoint)
-    exp, model = load_trained_model(checkpoint, need_root=False)
+    exp, model = load_trained_model(checkpoint, data, need_root=int8)
     net = PillarNetwork(model.eval(), exp.dataset.radar.features).eval()
     inputs = net.prepare(example_cloud(net))
     n, v = torch.export.Dim("points", min=2), torch.export.Dim("pillars", min=1)
@@ -110,11 +116,17 @@ def export_onnx(checkpoint: str | Path, out: str | Path, *, check: bool = True) 
     onnx.save_model(proto, buf)
     data = buf.getvalue()
     write_bytes_atomic(out, data, "ONNX model", mkdirs=True)
+    if int8:
+        ds = RadarDataset(exp.dataset, "train", with_lidar=False, labeled=False)
+        every = max(1, len(ds) // max(1, calib_frames))
+        calibration = (net.prepare(collate([ds.load(i)]).radar) for i in range(0, len(ds), every))
+        quantize_int8(out, out, calibration)
+        data = out.read_bytes()
     diff = None
     if check and _has("onnxruntime"):
         with torch.no_grad():
             ref = net(*inputs)
         got = OnnxNetwork(out)(*inputs)
         diff = max(float((a - b).abs().max()) for a, b in zip(ref, got))
-    log.info("exported %s -> %s (%.1f MB)", checkpoint, out, len(data) / 1e6)
+    log.info("exported %s -> %s (%.1f MB%s)", checkpoint, out, len(data) / 1e6, ", int8" if int8 else "")
     return ExportSummary(out, len(data), diff)
