@@ -123,3 +123,28 @@ def test_config_validation():
         from_dict(AugmentConfig, {"flip_prob": 1.5}, "augment")
     with pytest.raises(SckdError, match="'augment.scale_range'"):
         from_dict(AugmentConfig, {"scale_range": [1.1, 0.9]}, "augment")
+
+
+def test_shuffle_points_reorders_clouds_and_keeps_everything_else():
+    """The same points (as a set, row by row) in a new order; the flip and scale draws are
+    the ones without the shuffle; and the voxel cap then keeps other voxels than in file order."""
+    import torch
+
+    from sckd.ops.voxelize import voxelize
+
+    f = _frame(np.random.default_rng(3))
+    plain = augment_frame(f, AugmentConfig(), np.random.default_rng(11), VOD, LIDAR)
+    shuf = augment_frame(f, AugmentConfig(shuffle_points=True), np.random.default_rng(11), VOD, LIDAR)
+    for a, b in ((plain.radar, shuf.radar), (plain.lidar, shuf.lidar)):
+        assert not np.array_equal(a, b)
+        np.testing.assert_array_equal(a[np.lexsort(a.T[::-1])], b[np.lexsort(b.T[::-1])])
+    np.testing.assert_array_equal(plain.boxes, shuf.boxes)
+    again = augment_frame(f, AugmentConfig(shuffle_points=True), np.random.default_rng(11), VOD, LIDAR)
+    np.testing.assert_array_equal(shuf.radar, again.radar)
+
+    def kept(pts):  # a cap of 20 voxels on a 1 m grid: which cells survive
+        t = torch.from_numpy(np.concatenate([np.zeros((len(pts), 1), np.float32), pts], 1))
+        v = voxelize(t, [1.0, 1.0, 4.0], [0, -20, -2, 50, 20, 2], None, 20)
+        return {tuple(c) for c in v.coords.tolist()}
+
+    assert kept(plain.lidar) != kept(shuf.lidar)

@@ -40,6 +40,10 @@ class AugmentConfig:
     """Point features that change sign under the flip (present ones only)."""
     scale_with_geometry: list[str] = field(default_factory=lambda: ["range"])
     """Point features besides x, y, z that scale with the scene (present ones only)."""
+    shuffle_points: bool = False
+    """Shuffle each cloud's point order (OpenPCDet's ``shuffle_points`` in training): where the
+    per-frame voxel cap binds, it keeps the voxels whose first point comes first, i.e. the start
+    of the file (a scan's first azimuths) unless the order is random."""
 
     def validate(self, path: str) -> None:
         if not 0.0 <= self.flip_prob <= 1.0:
@@ -93,9 +97,10 @@ def scale(frame: Frame, cfg: AugmentConfig, s: float, radar_features: list[str],
 
 def augment_frame(frame: Frame, cfg: AugmentConfig, rng: np.random.Generator,
                   radar_features: list[str], lidar_features: list[str] | None = None) -> Frame:
-    """Apply the random flip, then the random global scale; returns a new Frame.
+    """Apply the random flip, then the random global scale, then (``shuffle_points``) a random
+    point order; returns a new Frame.
 
-    ``rng`` decides everything (two draws per call, always in the same order, so a seeded
+    ``rng`` decides everything (the draws come in the same order on every call, so a seeded
     generator reproduces the same augmentation).
     """
     if not cfg.enabled:
@@ -107,4 +112,7 @@ def augment_frame(frame: Frame, cfg: AugmentConfig, rng: np.random.Generator,
         frame = flip_x(frame, cfg, radar_features, lidar_features)
     if lo != hi or s != 1.0:
         frame = scale(frame, cfg, s, radar_features, lidar_features)
+    if cfg.shuffle_points:  # drawn after the flip and scale, which stay as without it
+        frame = frame.replace(radar=frame.radar[rng.permutation(len(frame.radar))],
+                              lidar=None if frame.lidar is None else frame.lidar[rng.permutation(len(frame.lidar))])
     return frame
