@@ -346,3 +346,72 @@ def test_pseudo_label_report_counts_what_the_distiller_would_keep(world, cli, tm
     assert cli("pseudo-labels", ckpt, "--data", tree.root, "--sigmas", "0.3,0.5") == 0
     assert "best F1 per class: distill.ssod.sigma=[" in capsys.readouterr().out
     assert cli("pseudo-labels", ckpt, "--data", tree.root, "--sigmas", "0.3,1.5") == 2
+
+
+def _conv_by_hand(x, conv):
+    """A 'same' conv written as unfold + matmul (not nn.Conv2d's kernels)."""
+    w, b = conv.weight, conv.bias
+    k = w.shape[-1]
+    cols = torch.nn.functional.unfold(x, k, padding=k // 2)                   # (B, C*k*k, H*W)
+    out = torch.einsum("ok,bkl->bol", w.reshape(w.shape[0], -1), cols) + b[None, :, None]
+    return out.reshape(x.shape[0], -1, *x.shape[2:])
+
+
+@pytest.mark.parametrize("mode", ["dual", "single"])
+@pytest.mark.parametrize("reduction", ["sum_per_sample", "mean"])
+def test_frfd_value_through_the_distiller_by_hand(world, mode, reduction):
+    """FRFD (dual adapters) and FRFD* (one adapter to 2C), both reductions: the distiller's term
+    against the adapters applied by hand to the student map, compared with the fused teacher map."""
+    exp = _student_exp(world, "distill.lrfd.enabled=false", "distill.ssod.enabled=false",
+                       f"distill.frfd.mode={mode}", f"distill.reduction={reduction}", "distill.adapter_kernel=3")
+    d = build_model(exp)
+    batch = _batch(exp)
+    with torch.no_grad():
+        got = d.training_step(batch)["loss_frfd"]
+        f_s = d.student.encode(batch)
+        target = d.teacher.fusion(d.teacher.encode_branches(batch))
+        pred = torch.cat([_conv_by_hand(f_s, c) for c in d.frfd_adapters.convs], dim=1)
+    assert len(d.frfd_adapters.convs) == (2 if mode == "dual" else 1)
+    sq = (pred.double() - target.double()) ** 2
+    want = sq.mean() if reduction == "mean" else sq.sum() / batch.batch_size
+    assert float(got) == pytest.approx(float(want), rel=1e-4)
+
+
+def test_ssod_with_no_box_above_sigma_is_the_focal_loss_of_every_anchor_as_background(world):
+    """sigma above every teacher score: no pseudo-label, so the SSOD term is the focal loss of
+    all anchors against 'no object', (1 - alpha) p^gamma (-log(1 - p)), summed per frame."""
+    exp = _student_exp(world, "distill.lrfd.enabled=false", "distill.frfd.enabled=false",
+                       "distill.ssod.sigma=0.99999")
+    d = build_model(exp)
+    batch = _batch(exp)
+    with torch.no_grad():
+        out = d.training_step(batch)
+        logits = d.student.head_forward(d.student.encode(batch)).cls_preds.double()
+    assert float(out["pseudo_per_frame"]) == 0.0
+    p = torch.sigmoid(logits)
+    h = exp.model.head
+    focal = (1 - h.focal_alpha) * p ** h.focal_gamma * -torch.log1p(-p)
+    want = h.cls_weight * focal.sum() / batch.batch_size
+    assert float(out["loss_ssod_box"]) == 0.0
+    assert float(out["loss_ssod"]) == pytest.approx(float(want), rel=1e-4)
+
+
+def test_ssod_term_is_the_student_loss_on_the_teachers_boxes_above_sigma(world):
+    """The pseudo-labels rebuilt outside the distiller (the teacher's decoded boxes, NMS at a
+    threshold far below sigma, then score > sigma) give the SSOD term as a GT loss would."""
+    exp = _student_exp(world, "distill.lrfd.enabled=false", "distill.frfd.enabled=false", "distill.ssod.sigma=0.45")
+    d = build_model(exp)
+    batch = _batch(exp)
+    with torch.no_grad():
+        out = d.training_step(batch)
+        t = d.teacher
+        boxes, probs = t.head.decode(t.head_forward(t.encode(batch)))
+        post = PostProcessConfig(**{**t.post.__dict__, "score_threshold": 0.01})
+        dets = [select_detections(b, p, post) for b, p in zip(boxes, probs)]
+        keep = [det.scores > 0.45 for det in dets]
+        gt_b = [det.boxes[k] for det, k in zip(dets, keep)]
+        gt_l = [det.labels[k] for det, k in zip(dets, keep)]
+        ref = d.student.loss(d.student.head_forward(d.student.encode(batch)), gt_b, gt_l)
+    assert sum(len(b) for b in gt_b) > 0, "the check needs pseudo-labels"
+    assert float(out["pseudo_per_frame"]) == sum(len(b) for b in gt_b) / batch.batch_size
+    assert float(out["loss_ssod"]) == pytest.approx(float(ref["loss"]), rel=1e-5)
