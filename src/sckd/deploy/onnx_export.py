@@ -12,6 +12,7 @@ import contextlib
 import importlib.util
 import io
 import logging
+import tempfile
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -114,19 +115,21 @@ def export_onnx(checkpoint: str | Path, out: str | Path, *, check: bool = True, 
     import onnx
 
     onnx.save_model(proto, buf)
-    data = buf.getvalue()
-    write_bytes_atomic(out, data, "ONNX model", mkdirs=True)
-    if int8:
+    blob = buf.getvalue()
+    if int8:  # the float model goes to a temporary file: OUT only ever holds the int8 one
         ds = RadarDataset(exp.dataset, "train", with_lidar=False, labeled=False)
         every = max(1, len(ds) // max(1, calib_frames))
         calibration = (net.prepare(collate([ds.load(i)]).radar) for i in range(0, len(ds), every))
-        quantize_int8(out, out, calibration)
-        data = out.read_bytes()
+        with tempfile.TemporaryDirectory() as tmp:
+            quantize_int8(write_bytes_atomic(Path(tmp) / "float.onnx", blob, "ONNX model"), out, calibration)
+        blob = out.read_bytes()
+    else:
+        write_bytes_atomic(out, blob, "ONNX model", mkdirs=True)
     diff = None
     if check and _has("onnxruntime"):
         with torch.no_grad():
             ref = net(*inputs)
         got = OnnxNetwork(out)(*inputs)
         diff = max(float((a - b).abs().max()) for a, b in zip(ref, got))
-    log.info("exported %s -> %s (%.1f MB%s)", checkpoint, out, len(data) / 1e6, ", int8" if int8 else "")
-    return ExportSummary(out, len(data), diff)
+    log.info("exported %s -> %s (%.1f MB%s)", checkpoint, out, len(blob) / 1e6, ", int8" if int8 else "")
+    return ExportSummary(out, len(blob), diff)

@@ -23,7 +23,7 @@ import json
 import time
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Protocol
 
@@ -128,9 +128,8 @@ def iter_inputs(exp: ExperimentConfig, inputs: list[str], *, split: str = "val",
     for f in files:
         yield InputFrame(f.stem, read_points(f, features, "radar point cloud"), None, f)
     for root in roots:
-        cfg = exp.dataset
-        cfg.root = root
-        ds = RadarDataset(cfg, split, with_lidar=False, labeled=False, frame_ids=frames or None)
+        ds = RadarDataset(replace(exp.dataset, root=root), split, with_lidar=False, labeled=False,
+                          frame_ids=frames or None)
         for i, fid in enumerate(ds.frame_ids):
             fr = ds.load(i)
             yield InputFrame(fid, fr.radar, fr.calib, Path(root))
