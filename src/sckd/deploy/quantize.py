@@ -9,7 +9,6 @@ linears stay float32. Activation ranges are calibrated on training frames (min/m
 
 from __future__ import annotations
 
-import logging
 import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -20,8 +19,6 @@ import torch
 from sckd.atomic import write_bytes_atomic
 from sckd.deploy.network import INPUT_NAMES
 from sckd.errors import SckdError
-
-log = logging.getLogger("sckd")
 
 
 def quantize_int8(float_onnx: str | Path, out: str | Path,
