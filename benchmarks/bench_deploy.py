@@ -34,8 +34,8 @@ from sckd.deploy.network import PillarNetwork
 from sckd.deploy.onnx_export import export_onnx
 from sckd.deploy.onnx_runtime import OnnxNetwork
 from sckd.deploy.predict import OnnxPredictor, TorchPredictor
-from sckd.engine.predict import load_trained_model
 from sckd.eval import SplitEvaluator
+from sckd.experiment.predict import load_trained_model
 
 
 def _median_ms(fn, items) -> float:

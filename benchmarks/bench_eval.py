@@ -62,6 +62,7 @@ def main() -> int:
         t = time.perf_counter()
         from sckd.data.layout import load_dataset_config
         from sckd.eval import EvalConfig, evaluate_folder
+        from sckd.eval.report import format_table
 
         t_import = time.perf_counter() - t
         dcfg = load_dataset_config("vod", root=tmp)
@@ -70,7 +71,7 @@ def main() -> int:
             t = time.perf_counter()
             res = evaluate_folder(dcfg, "val", s.pred_dir, EvalConfig())
             times.append(time.perf_counter() - t)
-        print(res.format_table())
+        print(format_table(res))
         print(f"sckd: import {t_import:.2f} s, first call {times[0]:.2f} s, repeat {times[1]:.2f} s")
 
         if args.official:

@@ -25,13 +25,13 @@ import torch
 
 from sckd.config import CONFIG_ROOT, load_yaml_tree
 from sckd.data.calib import write_calib
+from sckd.data.dataset import collate
 from sckd.data.labels import write_kitti_labels
 from sckd.engine.distributed import DistEnv, resolve_device
-from sckd.engine.experiment import ExperimentConfig, load_experiment
-from sckd.engine.run import build_model, build_train_set
 from sckd.engine.seeding import seed_everything
 from sckd.engine.trainer import Trainer
-from sckd.data.dataset import collate
+from sckd.experiment.config import ExperimentConfig, load_experiment
+from sckd.experiment.train import build_model, build_train_set
 
 P2 = np.array([[1495.5, 0.0, 961.3, 0.0], [0.0, 1495.5, 624.9, 0.0], [0.0, 0.0, 1.0, 0.0]])
 # radar frame (x fwd, y left, z up) -> camera (x right, y down, z fwd), camera 1.4 m behind

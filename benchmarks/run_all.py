@@ -42,10 +42,10 @@ def bench_training(world: Path, run_root: Path, steps: int, warmup: int) -> tupl
     (weights after a few steps: enough for timing the student's teacher forward)."""
     from sckd.data.dataset import collate
     from sckd.engine.distributed import DistEnv
-    from sckd.engine.experiment import experiment_to_yaml, load_experiment
-    from sckd.engine.run import build_model, build_train_set
     from sckd.engine.seeding import seed_everything
     from sckd.engine.trainer import Trainer
+    from sckd.experiment.config import experiment_to_yaml, load_experiment
+    from sckd.experiment.train import build_model, build_train_set
 
     results: dict = {}
     teacher_ckpt = run_root / "teacher" / "checkpoints"
@@ -80,8 +80,8 @@ def bench_inference(world: Path, frames: int, checkpoint: Path | None) -> dict:
     from bench_models import FlopCounter
 
     from sckd.data.dataset import RadarDataset, collate
-    from sckd.engine.experiment import load_experiment
-    from sckd.engine.run import build_model
+    from sckd.experiment.config import load_experiment
+    from sckd.experiment.train import build_model
 
     exp = load_experiment("experiments/synth/second_radar_gt")
     exp.dataset.root = str(world)
@@ -151,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    from sckd.engine.pipeline import peak_memory_mb
+    from sckd.workflows.pipeline import peak_memory_mb
 
     torch.set_num_threads(args.threads)
     out: dict = {"torch": torch.__version__, "threads": args.threads, "cpus": os.cpu_count()}

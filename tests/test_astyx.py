@@ -11,7 +11,15 @@ import statistics
 
 import numpy as np
 import pytest
-from helpers.astyx_tree import FrameSpec, Obj, lidar_pose, quat_wxyz, rot_zyx, simple_frames, write_astyx
+from helpers.astyx_tree import (
+    FrameSpec,
+    Obj,
+    lidar_pose,
+    quat_wxyz,
+    rot_zyx,
+    simple_frames,
+    write_astyx,
+)
 
 from sckd.data.astyx_cache import block_splits, cache_root
 from sckd.data.dataset import RadarDataset
@@ -228,12 +236,13 @@ def test_info_counts_every_box_and_radar_share(tmp_path, cli, capsys):
 def test_range_bin_equals_evaluating_the_subset():
     """AP in the 30-50 m bin equals the entire-area AP of the same frames with every object
     outside the bin removed from both sides (boxes far from the bin edges)."""
+    import torch
+
     from sckd.data.calib import Calib
+    from sckd.data.types import Detections
     from sckd.eval.config import EvalConfig
     from sckd.eval.metric import evaluate
     from sckd.eval.predictions import detections_to_annotations
-    from sckd.data.types import Detections
-    import torch
 
     calib = Calib(P2=np.array([[1000.0, 0, 500, 0], [0, 1000, 300, 0], [0, 0, 1, 0]]), R0=np.eye(4),
                   cam_from_radar=np.array([[0, -1, 0, 0], [0, 0, -1, 0], [1, 0, 0, 0], [0, 0, 0, 1.0]]))
@@ -322,11 +331,15 @@ def test_not_an_astyx_folder(tmp_path, cli, capsys):
 
 
 def test_std_of_fold_table_matches_statistics():
-    from sckd.engine.fold_table import FoldColumn, format_fold_tables, mean_std_rows
+    from sckd.report.folds import FoldColumn, format_fold_tables, mean_std_rows
 
     col = FoldColumn("3D", "entire_area", "Car_3d_all")
-    res = [{"a": {"entire_area": {"Car_3d_all": v}}, "b": {"entire_area": {"Car_3d_all": w}}}
-           for v, w in ((10.0, 7.0), (14.0, 8.0), (15.0, 12.0))]
+    from sckd.eval.result import KINDS, ClassAP, EvalResult
+
+    def car(ap):
+        return EvalResult(["Car"], {"entire_area": {"Car": ClassAP(dict.fromkeys(KINDS, ap), dict.fromkeys(KINDS, 0.0), 1)}}, 1, 1)
+
+    res = [{"a": car(v), "b": car(w)} for v, w in ((10.0, 7.0), (14.0, 8.0), (15.0, 12.0))]
     rows = mean_std_rows(res, ["a", "b"], [col], [["a", "b"]])
     text, md = format_fold_tables(rows, {"a": "A", "b": "B"}, [col], 3)
     assert f"{statistics.mean([10, 14, 15]):.2f} ± {statistics.stdev([10, 14, 15]):.2f}" in md
@@ -337,7 +350,7 @@ def test_std_of_fold_table_matches_statistics():
 
 
 def test_reproduce_astyx_runs_every_job_on_every_fold(tmp_path):
-    from sckd.engine.reproduce import Reproduction
+    from sckd.workflows.reproduce import Reproduction
 
     root = write_astyx(tmp_path / "astyx", simple_frames(30))
     rep = Reproduction(tmp_path / "out", "astyx", str(root), ["dataset.astyx.block_frames=3"])
@@ -355,7 +368,7 @@ def test_reproduce_astyx_runs_every_job_on_every_fold(tmp_path):
 def test_reproduce_study_repeats_by_split_on_astyx_and_by_seed_on_synth(tmp_path):
     """One study config, two families: Astyx folds are its splits, synthetic folds are training
     seeds; both run the same rows and every distillation row reads its fold's teacher."""
-    from sckd.engine.reproduce import Reproduction
+    from sckd.workflows.reproduce import Reproduction
 
     root = write_astyx(tmp_path / "astyx", simple_frames(30))
     rows = ["teacher", "a", "b", "f", "g", "i", "e", "h"]

@@ -138,8 +138,12 @@ class World:
         """A valid checkpoint (format, weights, stored config, signature) of ``cfg``'s model,
         written without training."""
         from sckd.engine import checkpoint as ck
-        from sckd.engine.experiment import experiment_to_yaml, load_experiment, model_yaml
-        from sckd.engine.run import build_model
+        from sckd.experiment.config import (
+            experiment_to_yaml,
+            load_experiment,
+            model_yaml,
+        )
+        from sckd.experiment.train import build_model
 
         exp = load_experiment(cfg or self.cfg)
         exp.dataset.root = str(self.root)

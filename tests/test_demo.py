@@ -8,10 +8,17 @@ import re
 import numpy as np
 import pytest
 
-from sckd.engine.pipeline import Pipeline, Stage
-from sckd.engine.report import ModelScores, format_markdown_table, format_text_table, gain, gt_counts
-from sckd.engine.report_plots import pick_frames
 from sckd.errors import SckdError
+from sckd.eval.result import KINDS, ClassAP, EvalResult
+from sckd.report.plots import pick_frames
+from sckd.report.tables import (
+    ModelScores,
+    format_markdown_table,
+    format_text_table,
+    gain,
+    gt_counts,
+)
+from sckd.workflows.pipeline import Pipeline, Stage
 
 # ------------------------------------------------------------------------------ stage runner
 
@@ -64,7 +71,7 @@ def test_pipeline_stage_without_its_output_is_an_error(tmp_path):
 def test_pipeline_eta_rescales_within_a_group(tmp_path, monkeypatch):
     """Stage 'a' is estimated at 10 s and takes 20 s (clock mocked): the next stage of the same
     group is announced at twice its estimate, a stage of another group unscaled."""
-    import sckd.engine.pipeline as pl
+    import sckd.workflows.pipeline as pl
 
     clock = iter([0.0, 100.0, 120.0] + [200.0] * 20)
     monkeypatch.setattr(pl.time, "perf_counter", lambda: next(clock))
@@ -83,15 +90,24 @@ def test_pipeline_eta_rescales_within_a_group(tmp_path, monkeypatch):
 CLASSES = ["Car", "Pedestrian", "Cyclist"]
 
 
+def _result(aps, num_gt=None, classes=CLASSES):
+    """An EvalResult with 3D AP|R11 ``aps[region][class]`` (other kinds 0) and GT counts."""
+    regions = {}
+    for region, per_class in aps.items():
+        regions[region] = {c: ClassAP(r11={k: (per_class[c] if k == "3d" else 0.0) for k in KINDS},
+                                      r40=dict.fromkeys(KINDS, 0.0),
+                                      num_gt=(num_gt or {}).get(region, {}).get(c, 1)) for c in classes}
+    return EvalResult(list(classes), regions, 10, 20)
+
+
 def _official(car, ped, cyc, dc_shift):
-    ea = {"Car_3d_all": car, "Pedestrian_3d_all": ped, "Cyclist_3d_all": cyc, "mAP_3d": (car + ped + cyc) / 3}
-    roi = {k: v + dc_shift for k, v in ea.items()}
-    return {"entire_area": ea, "roi": roi}
+    ea = {"Car": car, "Pedestrian": ped, "Cyclist": cyc}
+    return _result({"entire_area": ea, "roi": {k: v + dc_shift for k, v in ea.items()}})
 
 
 def test_scores_table_and_gain_by_hand():
-    base = ModelScores.from_official("baseline", _official(30.0, 20.0, 40.0, 10.0), CLASSES)
-    stud = ModelScores.from_official("student", _official(33.0, 26.0, 42.0, 12.0), CLASSES)
+    base = ModelScores.from_result("baseline", _official(30.0, 20.0, 40.0, 10.0), CLASSES)
+    stud = ModelScores.from_result("student", _official(33.0, 26.0, 42.0, 12.0), CLASSES)
     assert base.ap["entire_area"]["mAP"] == pytest.approx(30.0)
     assert base.ap["roi"]["Car"] == pytest.approx(40.0)
     g = gain(stud, base, "student - baseline")
@@ -106,20 +122,32 @@ def test_scores_table_and_gain_by_hand():
 
 
 def test_missing_metric_keys_become_nan_not_zero():
-    s = ModelScores.from_official("x", {"entire_area": {"Car_3d_all": 1.0}}, CLASSES)
+    s = ModelScores.from_result("x", _result({"entire_area": {"Car": 1.0}}, classes=["Car"]), CLASSES)
     assert s.ap["entire_area"]["Car"] == 1.0 and math.isnan(s.ap["entire_area"]["Pedestrian"])
     assert math.isnan(s.ap["roi"]["mAP"])
 
 
 def test_ground_truth_counts_name_the_empty_cells():
-    meta = {"meta": {"num_gt": {"entire_area": {"Car": 422, "Pedestrian": 339, "Cyclist": 331},
-                                "roi": {"Car": 71, "Pedestrian": 0, "Cyclist": 92}}}}
-    line = gt_counts(meta, CLASSES)
+    n = {"entire_area": {"Car": 422, "Pedestrian": 339, "Cyclist": 331}, "roi": {"Car": 71, "Pedestrian": 0, "Cyclist": 92}}
+    line = gt_counts(_result({r: dict.fromkeys(CLASSES, 1.0) for r in n}, n), CLASSES)
     assert "EAA Car 422 / Ped 339 / Cyc 331; DC Car 71 / Ped 0 / Cyc 92." in line
     assert "DC Ped: no object" in line and "EAA Ped:" not in line
-    full = {"meta": {"num_gt": {"entire_area": dict.fromkeys(CLASSES, 5), "roi": dict.fromkeys(CLASSES, 1)}}}
+    full = _result({r: dict.fromkeys(CLASSES, 1.0) for r in n}, {r: dict.fromkeys(CLASSES, 5) for r in n})
     assert "no object" not in gt_counts(full, CLASSES)
-    assert gt_counts({"entire_area": {}}, CLASSES) == ""
+    assert gt_counts(_result({"range_0-30": dict.fromkeys(CLASSES, 1.0)}), CLASSES) == ""
+
+
+def test_result_json_round_trip():
+    res = _result({"entire_area": {"Car": 31.5, "Pedestrian": 20.25, "Cyclist": math.nan}, "roi": dict.fromkeys(CLASSES, 7.0)},
+                  {"entire_area": {"Car": 3, "Pedestrian": 0, "Cyclist": 9}})
+    res.missing_predictions = ["00007"]
+    back = EvalResult.from_official_json(json.loads(json.dumps(res.to_official_json())))
+    assert back.classes == res.classes and back.missing_predictions == ["00007"]
+    assert back.regions["entire_area"]["Pedestrian"] == res.regions["entire_area"]["Pedestrian"]
+    assert math.isnan(back.ap("entire_area", "Cyclist")) and back.regions["entire_area"]["Cyclist"].num_gt == 9
+    assert back.value("roi", "mAP_3d") == pytest.approx(7.0) and back.value("roi", "Truck_3d_all") is None
+    with pytest.raises(SckdError, match="r.json: not a metric result written by sckd"):
+        EvalResult.from_official_json({"entire_area": {"Car_3d_all": 1.0}}, "r.json")
 
 
 def test_pick_frames_spreads_over_the_split_and_prefers_busy_frames():
@@ -143,7 +171,7 @@ def test_quick_demo_end_to_end_with_an_interruption(tmp_path, cli, monkeypatch, 
     """``sckd demo --quick`` cut off while the baseline trains, then rerun: the world and the
     teacher are reused, the job completes, and the report holds finite numbers that agree with
     the result files and with ``sckd eval`` on the written predictions."""
-    import sckd.engine.jobs as jobs
+    import sckd.workflows.jobs as jobs
     from sckd.engine import checkpoint as ck
 
     out = tmp_path / "demo"
@@ -231,8 +259,8 @@ def test_reproduce_tables_name_existing_experiments_with_matching_teachers(table
     """Every job of every table resolves to an experiment of both families; exactly the jobs
     given a teacher are distillation runs, and their teacher is a detector job of the table."""
     from sckd.config import CONFIG_ROOT
-    from sckd.engine.experiment import load_experiment
-    from sckd.engine.reproduce import load_table
+    from sckd.experiment.config import load_experiment
+    from sckd.workflows.reproduce import load_table
 
     spec = load_table(table)
     keys = {j.key: j for j in spec.jobs}
@@ -248,7 +276,7 @@ def test_reproduce_tables_name_existing_experiments_with_matching_teachers(table
 
 
 def test_reproduce_data_choice(tmp_path):
-    from sckd.engine.reproduce import choose_data
+    from sckd.workflows.reproduce import choose_data
 
     assert choose_data(None).family == "synth" and choose_data(None).source is None
     world = tmp_path / "w"

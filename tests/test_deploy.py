@@ -16,8 +16,8 @@ from sckd.data.labels import read_labels
 from sckd.data.synth.config import load_synth_config
 from sckd.data.synth.world import synthesize
 from sckd.deploy.network import PillarNetwork
-from sckd.engine.predict import load_trained_model
 from sckd.errors import SckdError
+from sckd.experiment.predict import load_trained_model
 
 pytest.importorskip("onnxruntime")
 pytest.importorskip("onnxscript")
@@ -195,8 +195,8 @@ def test_export_refuses_what_it_cannot_export_in_one_line(trained, monkeypatch):
     model.encoders["lidar"] = model.encoders["radar"]
     with pytest.raises(SckdError, match="only a radar-only student can be exported"):
         PillarNetwork(model, exp.dataset.radar.features)
-    from sckd.engine.experiment import load_experiment
-    from sckd.engine.run import build_model
+    from sckd.experiment.config import load_experiment
+    from sckd.experiment.train import build_model
 
     second = load_experiment("experiments/synth/second_radar", [])
     with pytest.raises(SckdError, match=r"VoxelEncoder \(SECOND\), not exported: its sparse convs read"):

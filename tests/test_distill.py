@@ -11,12 +11,16 @@ from sckd.distill.adapters import FusedAdapters
 from sckd.distill.config import DistillConfig
 from sckd.distill.export import student_weights
 from sckd.distill.losses import feature_mse
-from sckd.distill.pseudo_labels import filter_pseudo_labels, pseudo_post_config, teacher_pseudo_labels
+from sckd.distill.pseudo_labels import (
+    filter_pseudo_labels,
+    pseudo_post_config,
+    teacher_pseudo_labels,
+)
 from sckd.distill.teacher import fused_layout
 from sckd.engine import checkpoint as ck
-from sckd.engine.experiment import experiment_to_yaml, load_experiment
-from sckd.engine.run import build_model
 from sckd.errors import SckdError
+from sckd.experiment.config import experiment_to_yaml, load_experiment
+from sckd.experiment.train import build_model
 from sckd.models.config import PostProcessConfig
 from sckd.models.postprocess import select_detections
 
@@ -318,8 +322,8 @@ def test_sckd_train_then_predict_and_eval_the_exported_student(world, cli, tmp_p
 def test_pseudo_label_report_counts_what_the_distiller_would_keep(world, cli, tmp_path, capsys):
     """`sckd pseudo-labels`: boxes per frame at each sigma equal the distiller's own
     pseudo-labels (teacher_pseudo_labels) counted frame by frame on the un-augmented split."""
-    from sckd.engine.experiment import model_yaml
-    from sckd.engine.pseudo_stats import pseudo_label_quality
+    from sckd.experiment.config import model_yaml
+    from sckd.experiment.pseudo_stats import pseudo_label_quality
 
     tree, root, _ = world
     texp = load_experiment(root / "teacher.yaml")

@@ -9,8 +9,13 @@ import sckd
 from sckd.config import CONFIG_ROOT, load_yaml_tree
 from sckd.engine import rundir
 from sckd.engine.config import TrainConfig
-from sckd.engine.experiment import experiment_from_yaml, experiment_to_yaml, load_experiment
 from sckd.errors import SckdError
+from sckd.experiment.config import (
+    experiment_from_yaml,
+    experiment_to_yaml,
+    load_experiment,
+)
+
 
 def _complete(path) -> bool:
     """Experiments proper (fragments such as synth/common.yaml hold no dataset + model)."""

@@ -89,8 +89,8 @@ def _train_real(rank: int, world: int, port: int, cfg_path: str, data: str, out:
     torch.set_num_threads(1)
     from pathlib import Path
 
-    from sckd.engine.experiment import load_experiment
-    from sckd.engine.run import train_experiment
+    from sckd.experiment.config import load_experiment
+    from sckd.experiment.train import train_experiment
 
     exp = load_experiment(cfg_path, ["train.epochs=2", "train.val_every=1"])
     exp.dataset.root = data
@@ -99,7 +99,7 @@ def _train_real(rank: int, world: int, port: int, cfg_path: str, data: str, out:
         captured = {}
 
         def builder(e):
-            from sckd.engine.run import build_model
+            from sckd.experiment.train import build_model
             captured["model"] = build_model(e)
             return captured["model"]
 

@@ -7,8 +7,8 @@ from helpers.vod_tree import make_vod_tree
 
 from sckd.data.dataset import RadarDataset
 from sckd.data.types import Detections
-from sckd.engine.experiment import load_experiment
-from sckd.engine.metrics import make_evaluate
+from sckd.experiment.config import load_experiment
+from sckd.experiment.metrics import make_evaluate
 
 CFG = """
 base: [experiments/base_train.yaml, datasets/vod.yaml, models/pointpillars_radar.yaml]

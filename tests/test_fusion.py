@@ -142,8 +142,8 @@ def test_bad_configs_are_one_line_errors():
     ("teacher_af", True, False, "adaptive"), ("teacher_rd", False, True, "adaptive"),
     ("teacher", True, True, "adaptive")])
 def test_table5_teacher_configs_build(name, has_af, has_rd, fusion_type):
-    from sckd.engine.experiment import load_experiment
-    from sckd.engine.run import build_model
+    from sckd.experiment.config import load_experiment
+    from sckd.experiment.train import build_model
 
     exp = load_experiment(f"experiments/synth/{name}")
     assert exp.model.fusion.type == fusion_type

@@ -13,6 +13,7 @@ import pytest
 from sckd.data.labels import Annotations
 from sckd.eval import EvalConfig, evaluate
 from sckd.eval.ap import ap_r11, ap_r40, sample_thresholds
+from sckd.eval.report import format_table
 
 
 def obj(name="Car", x=0.0, z=10.0, y=1.5, hwl=(1.5, 1.8, 4.0), ry=0.0, alpha=0.0, bbox=None, score=None,
@@ -77,7 +78,7 @@ def test_empty_predictions_and_missing_frames():
     res = evaluate(gts, [frame(), None], missing=["00001"])
     assert res.mAP == 0.0 and ap(res, kind="aos") == 0.0 and ap(res, r40=True) == 0.0
     assert res.missing_predictions == ["00001"] and res.num_detections == 0
-    assert "no prediction file" in res.format_table()
+    assert "no prediction file" in format_table(res)
     # no GT of a class at all: AP 0 for it, not NaN
     assert ap(res, "Cyclist") == 0.0
 
@@ -260,7 +261,7 @@ def test_official_json_and_table():
             assert f"{cls}_{kind}_all" in js["roi"] and f"{cls}_{kind}_all_R40" in js["roi"]
     assert js["entire_area"]["Car_3d_all"] == pytest.approx(100.0)
     assert js["entire_area"]["mAP_3d"] == pytest.approx(100 / 3)
-    table = res.format_table(r40=True)
+    table = format_table(res, r40=True)
     assert "Entire annotated area" in table and "Driving corridor" in table
     assert "3D AP R11" in table and "AOS R40" in table and "100.00" in table
     flat = res.flat_metrics()

@@ -32,9 +32,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from sckd.config import check_override_sections
-    from sckd.engine.demo import Demo, load_demo_config
-    from sckd.engine.pipeline import StageInterrupted, fmt_duration
-    from sckd.engine.report import format_text_table
+    from sckd.report.tables import fmt_duration, format_text_table
+    from sckd.workflows.demo import Demo, load_demo_config
+    from sckd.workflows.pipeline import StageInterrupted
 
     t0 = time.perf_counter()
     check_override_sections(args.overrides, ("demo",))

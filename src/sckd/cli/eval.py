@@ -68,6 +68,7 @@ def _load(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
+    from sckd.eval.report import format_table
     from sckd.eval.sources import evaluate_folder
 
     dcfg, ecfg = _load(args)
@@ -77,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
         raise SckdError(f"{args.pred}: no prediction file for any of the {result.num_frames} frames "
                         f"of split '{args.split}' (expected <frame>.txt, e.g. "
                         f"{result.missing_predictions[0]}.txt)")
-    print(result.format_table(r40=args.r40))
+    print(format_table(result, r40=args.r40))
     if result.missing_predictions:
         log.warning("%d of %d frames have no prediction file in %s; they count as frames without "
                     "detections", len(result.missing_predictions), result.num_frames, args.pred)

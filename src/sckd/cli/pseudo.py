@@ -39,7 +39,7 @@ def _fmt(v: float) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from sckd.engine.pseudo_stats import pseudo_label_quality
+    from sckd.experiment.pseudo_stats import pseudo_label_quality
 
     names, rows, best, n = pseudo_label_quality(args.checkpoint, args.sigmas, data=args.data,
                                                 split=args.split, every=args.every,

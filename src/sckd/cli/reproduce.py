@@ -37,8 +37,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from sckd.engine.pipeline import StageInterrupted
-    from sckd.engine.reproduce import Reproduction, choose_data
+    from sckd.workflows.pipeline import StageInterrupted
+    from sckd.workflows.reproduce import Reproduction, choose_data
 
     family = choose_data(args.data).family
     out = Path(args.out).expanduser().resolve() if args.out else \

@@ -105,8 +105,8 @@ def choose_run_dir(args: argparse.Namespace, name: str) -> tuple[Path, Path | No
 
 def run(args: argparse.Namespace) -> int:
     from sckd.engine.distributed import broadcast_object, cleanup, init_distributed
-    from sckd.engine.experiment import load_experiment
-    from sckd.engine.run import train_experiment
+    from sckd.experiment.config import load_experiment
+    from sckd.experiment.train import train_experiment
 
     exp = load_experiment(args.config, cli_overrides(args))
     if args.data:

@@ -21,13 +21,13 @@ from pathlib import Path
 import torch
 
 from sckd.atomic import write_bytes_atomic
+from sckd.data.dataset import RadarDataset, collate
 from sckd.deploy.network import INPUT_NAMES, ONNX_FORMAT, PillarNetwork
 from sckd.deploy.onnx_runtime import OnnxNetwork
 from sckd.deploy.quantize import quantize_int8
-from sckd.data.dataset import RadarDataset, collate
 from sckd.engine import checkpoint as ck
-from sckd.engine.predict import load_trained_model
 from sckd.errors import SckdError
+from sckd.experiment.predict import load_trained_model
 
 log = logging.getLogger("sckd")
 

@@ -8,9 +8,9 @@ import numpy as np
 import torch
 
 from sckd.deploy.network import INPUT_NAMES, ONNX_FORMAT
-from sckd.engine.experiment import ExperimentConfig
-from sckd.engine.predict import experiment_from_text
 from sckd.errors import SckdError
+from sckd.experiment.config import ExperimentConfig
+from sckd.experiment.predict import experiment_from_text
 
 
 class OnnxNetwork:

@@ -40,11 +40,11 @@ from sckd.data.types import Detections, Frame
 from sckd.deploy.network import PillarNetwork
 from sckd.deploy.onnx_runtime import OnnxNetwork
 from sckd.engine.distributed import resolve_device
-from sckd.engine.experiment import ExperimentConfig
-from sckd.engine.predict import load_trained_model
-from sckd.engine.run import build_model
 from sckd.errors import SckdError
 from sckd.eval.predictions import write_predictions
+from sckd.experiment.config import ExperimentConfig
+from sckd.experiment.predict import load_trained_model
+from sckd.experiment.train import build_model
 
 POINT_SUFFIXES = (".bin", ".npy")
 

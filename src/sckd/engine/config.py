@@ -6,7 +6,7 @@ weight decay 0.01, gradient clipping at norm 10. Shipped experiments inherit
 ``configs/experiments/base_train.yaml`` and override what their recipe changes.
 
 The whole experiment (dataset + model + train + eval + augment sections) is composed in
-:mod:`sckd.engine.experiment`; this module depends on nothing above ``sckd.config``.
+:mod:`sckd.experiment.config`; this module depends on nothing above ``sckd.config``.
 """
 
 from __future__ import annotations

@@ -10,9 +10,10 @@
 from sckd.eval.config import EvalConfig
 from sckd.eval.metric import evaluate
 from sckd.eval.predictions import detections_to_annotations, read_prediction_folder, write_predictions
+from sckd.eval.report import format_table
 from sckd.eval.result import ClassAP, EvalResult
 from sckd.eval.sources import SplitEvaluator, evaluate_detections, evaluate_folder, evaluate_label_dirs
 
 __all__ = ["EvalConfig", "EvalResult", "ClassAP", "evaluate", "evaluate_folder", "evaluate_label_dirs",
            "evaluate_detections", "SplitEvaluator", "write_predictions", "read_prediction_folder",
-           "detections_to_annotations"]
+           "detections_to_annotations", "format_table"]

@@ -6,15 +6,14 @@ classes and their mean; one row per kind (3D AP, BEV AP, AOS), R11 first and R40
 
 from __future__ import annotations
 
-from sckd.eval.result import EvalResult, region_title
+from sckd.eval.result import EvalResult, abbreviate, region_title
 
-_ABBR = {"Pedestrian": "Ped", "Cyclist": "Cyc"}
 _ROWS = (("3d", "3D AP"), ("bev", "BEV AP"), ("aos", "AOS"))
 
 
 def format_table(result: EvalResult, r40: bool = False) -> str:
     classes = result.classes
-    cols = [_ABBR.get(c, c)[:7] for c in classes] + ["mAP"]
+    cols = [abbreviate(c)[:7] for c in classes] + ["mAP"]
     group_w = 8 * len(cols)
     label_w = 14
     lines = []

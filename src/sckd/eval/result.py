@@ -5,10 +5,18 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+from sckd.errors import SckdError
+
 KINDS = ("3d", "bev", "aos", "2d")
 """3D AP, BEV AP, average orientation similarity (matched on 2D boxes), 2D image-box AP."""
 
 REGION_TITLES = {"entire_area": "Entire annotated area", "roi": "Driving corridor"}
+CLASS_ABBREVIATIONS = {"Pedestrian": "Ped", "Cyclist": "Cyc"}
+"""Short class names for table columns (the VoD papers' ``Ped`` / ``Cyc``)."""
+
+
+def abbreviate(cls: str) -> str:
+    return CLASS_ABBREVIATIONS.get(cls, cls)
 
 
 def region_title(region: str) -> str:
@@ -76,9 +84,38 @@ class EvalResult:
             "frames": self.num_frames,
             "detections": self.num_detections,
             "frames_without_predictions": len(self.missing_predictions),
+            "missing_predictions": list(self.missing_predictions),
             "num_gt": {r: {c: pc[c].num_gt for c in self.classes} for r, pc in self.regions.items()},
         }
         return out
+
+    def value(self, region: str, key: str) -> float | None:
+        """One entry of :meth:`to_official_json` by its key (``Car_3d_all``, ``mAP_bev_R40``,
+        ...); None when the region or key is not there."""
+        v = self.to_official_json().get(region, {}).get(key)
+        return float(v) if isinstance(v, (int, float)) else None
+
+    @classmethod
+    def from_official_json(cls, data: dict, where: str = "result") -> EvalResult:
+        """Inverse of :meth:`to_official_json` (``where`` names the file in errors)."""
+        try:
+            meta = data["meta"]
+            regions: dict[str, dict[str, ClassAP]] = {}
+            classes: list[str] = []
+            for region, d in data.items():
+                if region == "meta":
+                    continue
+                if not classes:
+                    classes = [k[: -len("_3d_all")] for k in d if k.endswith("_3d_all") and not k.startswith("mAP_")]
+                regions[region] = {
+                    c: ClassAP(r11={k: float(d[f"{c}_{k}_all"]) for k in KINDS},
+                               r40={k: float(d[f"{c}_{k}_all_R40"]) for k in KINDS},
+                               num_gt=int(meta["num_gt"][region][c]))
+                    for c in classes}
+            return cls(classes, regions, int(meta["frames"]), int(meta["detections"]),
+                       [str(f) for f in meta.get("missing_predictions", [])])
+        except (KeyError, TypeError, ValueError, AttributeError) as e:
+            raise SckdError(f"{where}: not a metric result written by sckd (missing or bad entry {e})") from None
 
     def flat_metrics(self) -> dict[str, float]:
         """``{'<region>/mAP_3d': .., '<region>/<Class>_3d': .., ...}`` (R11, plus ``_R40``) for
@@ -92,8 +129,3 @@ class EvalResult:
                     for cls in self.classes:
                         out[f"{region}/{cls}_{kind}{sfx}"] = self.ap(region, cls, kind, r40)
         return {k: (0.0 if math.isnan(v) else v) for k, v in out.items()}
-
-    def format_table(self, r40: bool = False) -> str:
-        from sckd.eval.report import format_table
-
-        return format_table(self, r40=r40)

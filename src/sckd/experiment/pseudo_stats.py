@@ -8,11 +8,16 @@ from pathlib import Path
 import numpy as np
 
 from sckd.data.dataset import RadarDataset, collate
-from sckd.distill.pl_quality import MatchedBoxes, best_f1_sigma, match_frame, precision_recall
+from sckd.distill.pl_quality import (
+    MatchedBoxes,
+    best_f1_sigma,
+    match_frame,
+    precision_recall,
+)
 from sckd.engine.distributed import DistEnv, resolve_device
-from sckd.engine.predict import load_trained_model
 from sckd.engine.validation import run_predictions
 from sckd.errors import SckdError
+from sckd.experiment.predict import load_trained_model
 
 
 def pseudo_label_quality(path: str | Path, sigmas: list[float], *, data: str | None = None,

@@ -16,17 +16,20 @@ from pathlib import Path
 from sckd.atomic import write_text_atomic
 from sckd.config import CONFIG_ROOT, from_dict, load_yaml_tree, resolve_config_path
 from sckd.data.layout import detect_dataset
-from sckd.engine.demo import DemoWorld, load_demo_config, split_sizes, world_stage
-from sckd.engine.fold_table import FoldColumn, format_fold_tables, mean_std_rows
-from sckd.engine.jobs import DataSource, JobSet, ModelJob
-from sckd.engine.pipeline import Pipeline, PipelineResult, Stage
-from sckd.engine.report import (
+from sckd.errors import SckdError
+from sckd.eval.result import EvalResult
+from sckd.report.folds import FoldColumn, format_fold_tables, mean_std_rows
+from sckd.report.plots import plot_training_curves
+from sckd.report.tables import (
     ModelScores,
+    fmt_duration,
     format_markdown_table,
     format_text_table,
     gain,
 )
-from sckd.errors import SckdError
+from sckd.workflows.demo import DemoWorld, load_demo_config, split_sizes, world_stage
+from sckd.workflows.jobs import DataSource, JobSet, ModelJob, read_result
+from sckd.workflows.pipeline import Pipeline, PipelineResult, Stage
 
 TABLES = tuple(sorted(p.stem for p in (CONFIG_ROOT / "reproduce").glob("*.yaml")))  # one per config
 
@@ -201,7 +204,7 @@ class Reproduction:
         if len(self.fold_sets) > 1 or self.spec.columns:
             return self._fold_tables()
         classes = list(self.jobs.experiment(self.jobs.jobs[0]).eval.classes)
-        rows = {j.key: ModelScores.from_official(j.label, self.jobs.read_result(j.key), classes) for j in self.jobs.jobs}
+        rows = {j.key: ModelScores.from_result(j.label, self.jobs.read_result(j.key), classes) for j in self.jobs.jobs}
         gains = [gain(rows[a], rows[b], f"{rows[a].label} - {rows[b].label}") for a, b in self.spec.gains]
         ref = None
         if self.choice.family == "vod":
@@ -209,12 +212,12 @@ class Reproduction:
         ordered = [rows[j.key] for j in self.jobs.jobs]
         return (format_text_table(ordered, classes, gains, ref), format_markdown_table(ordered, classes, gains, ref))
 
-    def fold_results(self) -> list[dict[str, dict]]:
-        """Per fold: job key -> result JSON (jobs not evaluated yet are left out)."""
+    def fold_results(self) -> list[dict[str, EvalResult]]:
+        """Per fold: job key -> result (jobs not evaluated yet are left out)."""
         out = []
         ious = sorted({c.iou for c in self.spec.columns if c.iou is not None})
         for js in self.fold_sets:
-            res: dict[str, dict] = {}
+            res: dict[str, EvalResult] = {}
             for j in js.jobs:
                 if js.result_file(j.key).is_file():
                     res[j.key] = js.read_result(j.key)
@@ -225,35 +228,32 @@ class Reproduction:
 
     def figures(self) -> list[Path]:
         """Curves and BEV panels of ``spec.figures`` on the first split (when all are done)."""
-        from sckd.engine.demo_figures import job_bev_panels, steps_per_epoch
-        from sckd.engine.report_plots import CurveRun, plot_training_curves
-
         js = self.fold_sets[0]
         keys = self.spec.figures
         if not keys or not all(js.result_file(k).is_file() for k in keys):
             return []
         prefix = "fold0-" if len(self.fold_sets) > 1 else ""
         labels = {j.key: j.label for j in js.jobs}
-        runs = [CurveRun(labels[k], js.run_dir(k), steps_per_epoch(self.out, k, prefix)) for k in keys]
+        runs = [js.curve_run(k, labels[k], prefix) for k in keys]
         pngs = plot_training_curves(runs, self.out, *self.spec.curve_metrics[:2])
         models = [(k, labels[k], i == 0) for i, k in enumerate(keys)]
-        return pngs + job_bev_panels(js, models, self.spec.bev_frames, 0.3, self.out)
+        return pngs + js.bev_panels(models, self.spec.bev_frames, 0.3, self.out)
 
     @staticmethod
-    def _at_iou(js: JobSet, key: str, iou: float) -> dict:
+    def _at_iou(js: JobSet, key: str, iou: float) -> EvalResult:
         """A job's predictions scored again with every class at IoU ``iou`` (cached)."""
         from sckd.engine import checkpoint as ck
-        from sckd.engine.predict import experiment_for_checkpoint
         from sckd.eval import evaluate_folder
+        from sckd.experiment.predict import experiment_for_checkpoint
 
         path = js.out / "results" / f"{key}@iou{iou:g}.json"
         if path.is_file():
-            return json.loads(path.read_text())
+            return read_result(path)
         ckpt = js.checkpoint(key)
         exp = experiment_for_checkpoint(ck.load_checkpoint(ckpt), ckpt, js.data.predict_arg)
         ecfg = replace(exp.eval, iou_thresholds={c: iou for c in exp.eval.classes})
-        result = evaluate_folder(exp.dataset, js.split, js.predictions(key), ecfg).to_official_json()
-        write_text_atomic(path, json.dumps(result, indent=1), "result")
+        result = evaluate_folder(exp.dataset, js.split, js.predictions(key), ecfg)
+        write_text_atomic(path, json.dumps(result.to_official_json(), indent=1), "result")
         return result
 
     def _fold_tables(self) -> tuple[str, str]:
@@ -263,8 +263,6 @@ class Reproduction:
         return format_fold_tables(rows, labels, self.spec.columns, len(self.fold_sets))
 
     def write(self, result: PipelineResult) -> tuple[Path, str]:
-        from sckd.engine.pipeline import fmt_duration
-
         text, md = self.tables()
         where = {"synth": "synthetic world", "vod": "View-of-Delft", "astyx": "Astyx HiRes2019"}.get(
             self.choice.family, self.choice.family)

@@ -9,8 +9,8 @@ headline EAA 3D mAP) names one of them.
 from __future__ import annotations
 
 from sckd.data.dataset import RadarDataset
-from sckd.engine.experiment import ExperimentConfig
 from sckd.engine.validation import EvaluateFn
+from sckd.experiment.config import ExperimentConfig
 
 
 def make_evaluate(exp: ExperimentConfig, val_set: RadarDataset) -> EvaluateFn:

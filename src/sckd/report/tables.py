@@ -1,8 +1,8 @@
 """Result tables and the Markdown report of a multi-model job (``sckd demo``, ``sckd reproduce``).
 
-Scores are the VoD metric's official JSON (:meth:`EvalResult.to_official_json`, R11, percent)
-per model; tables are laid out like the SCKD paper's: 3D AP per class and mAP in the entire
-annotated area (EAA) and the driving corridor (DC).
+Scores come from the VoD metric's :class:`EvalResult` (R11, percent), one per model; tables are
+laid out like the SCKD paper's: 3D AP per class and mAP in the entire annotated area (EAA) and
+the driving corridor (DC).
 """
 
 from __future__ import annotations
@@ -10,12 +10,11 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from sckd.atomic import write_text_atomic
+from sckd.eval.result import EvalResult, abbreviate
 
 REGIONS = (("entire_area", "EAA"), ("roi", "DC"))
-_ABBR = {"Pedestrian": "Ped", "Cyclist": "Cyc"}
 
 
 @dataclass
@@ -27,12 +26,14 @@ class ModelScores:
     """region (``entire_area``, ``roi``) -> {class or ``mAP``: AP}."""
 
     @classmethod
-    def from_official(cls, label: str, official: dict[str, Any], classes: list[str]) -> ModelScores:
+    def from_result(cls, label: str, result: EvalResult, classes: list[str]) -> ModelScores:
+        """3D AP|R11 per class and the mean over ``classes``; a class or region the result does
+        not hold is NaN (shown as such, never as 0)."""
         ap: dict[str, dict[str, float]] = {}
         for region, _ in REGIONS:
-            d = official.get(region) or {}
-            row = {c: _num(d.get(f"{c}_3d_all")) for c in classes}
-            row["mAP"] = _num(d.get("mAP_3d"))
+            have = region in result.regions
+            row = {c: result.ap(region, c) if have and c in result.classes else math.nan for c in classes}
+            row["mAP"] = sum(row.values()) / len(row) if classes else math.nan
             ap[region] = row
         return cls(label, ap)
 
@@ -40,12 +41,8 @@ class ModelScores:
         return [self.ap[r][c] for r, _ in REGIONS for c in [*classes, "mAP"]]
 
 
-def _num(v: Any) -> float:
-    return float(v) if isinstance(v, (int, float)) else math.nan
-
-
 def columns(classes: list[str]) -> list[str]:
-    return [f"{tag} {_ABBR.get(c, c)}" for _, tag in REGIONS for c in [*classes, "mAP"]]
+    return [f"{tag} {abbreviate(c)}" for _, tag in REGIONS for c in [*classes, "mAP"]]
 
 
 def gain(a: ModelScores, b: ModelScores, label: str) -> ModelScores:
@@ -62,7 +59,7 @@ def format_text_table(rows: list[ModelScores], classes: list[str], gains: list[M
     group = 7 * n
     head1 = " " * label_w + "".join(f"| {name:^{group - 1}}" for name in ("entire annotated area (EAA)",
                                                                           "driving corridor (DC)"))
-    cols = [_ABBR.get(c, c) for c in classes] + ["mAP"]
+    cols = [abbreviate(c) for c in classes] + ["mAP"]
     head2 = f"{'model':<{label_w}}" + ("|" + "".join(f"{c:>7}" for c in cols)) * 2
     if reference:
         head1 += "| paper (VoD)"
@@ -100,22 +97,31 @@ def format_markdown_table(rows: list[ModelScores], classes: list[str], gains: li
     return "\n".join(out)
 
 
-def gt_counts(official: dict[str, Any], classes: list[str]) -> str:
-    """One line with the ground-truth objects per region and class from a result's ``meta``
-    (``""`` when it has none), saying why a class without objects in a region shows 0."""
-    num = (official.get("meta") or {}).get("num_gt") or {}
-    if not num:
-        return ""
+def gt_counts(result: EvalResult, classes: list[str]) -> str:
+    """One line with the ground-truth objects per region and class, saying why a class without
+    objects in a region shows 0."""
     parts, empty = [], []
     for region, tag in REGIONS:
-        n = num.get(region) or {}
-        parts.append(f"{tag} " + " / ".join(f"{_ABBR.get(c, c)} {int(n.get(c, 0))}" for c in classes))
-        empty += [f"{tag} {_ABBR.get(c, c)}" for c in classes if int(n.get(c, 0)) == 0]
+        per_class = result.regions.get(region)
+        if per_class is None:
+            continue
+        n = {c: (per_class[c].num_gt if c in per_class else 0) for c in classes}
+        parts.append(f"{tag} " + " / ".join(f"{abbreviate(c)} {n[c]}" for c in classes))
+        empty += [f"{tag} {abbreviate(c)}" for c in classes if n[c] == 0]
+    if not parts:
+        return ""
     line = "Ground-truth objects in the validation split: " + "; ".join(parts) + "."
     if empty:
         line += (f" {', '.join(empty)}: no object of the class in the region, so AP is 0 for every "
                  "model (the official tool's convention), not a failure to detect.")
     return line
+
+
+def fmt_duration(seconds: float) -> str:
+    seconds = int(round(max(seconds, 0.0)))
+    m, s = divmod(seconds, 60)
+    h, m = divmod(m, 60)
+    return f"{h}h{m:02d}m{s:02d}s" if h else (f"{m}m{s:02d}s" if m else f"{s}s")
 
 
 def all_finite(rows: list[ModelScores]) -> bool:
@@ -141,8 +147,6 @@ class ReportInputs:
 
 
 def write_markdown_report(path: Path, inp: ReportInputs) -> Path:
-    from sckd.engine.pipeline import fmt_duration
-
     rel = lambda p: Path(p).relative_to(path.parent).as_posix() if Path(p).is_relative_to(path.parent) else str(p)  # noqa: E731
     md = [f"# {inp.title}", "", inp.intro, "", "## Result", "",
           "3D AP|R11 (%) on the validation split, IoU Car 0.5 / Pedestrian 0.25 / Cyclist 0.25 "

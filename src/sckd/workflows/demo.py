@@ -1,5 +1,5 @@
 """The main job in one call: synthetic world -> teacher, GT-only radar baseline and SCKD student
--> VoD metric -> report. Every stage is resumable (:mod:`sckd.engine.pipeline`).
+-> VoD metric -> report. Every stage is resumable (:mod:`sckd.workflows.pipeline`).
 
 Output folder::
 
@@ -20,10 +20,11 @@ from pathlib import Path
 from typing import Any
 
 from sckd.config import from_dict, load_yaml_tree, to_dict
-from sckd.engine.jobs import DataSource, JobSet, ModelJob
-from sckd.engine.pipeline import Pipeline, PipelineResult, Stage
-from sckd.engine.report import ModelScores, all_finite, gain, gt_counts
 from sckd.errors import SckdError
+from sckd.report.plots import plot_training_curves
+from sckd.report.tables import ModelScores, all_finite, fmt_duration, gain, gt_counts
+from sckd.workflows.jobs import DataSource, JobSet, ModelJob
+from sckd.workflows.pipeline import Pipeline, PipelineResult, Stage
 
 ROLES = ("teacher", "baseline", "student")
 LABELS = {"teacher": "teacher (LiDAR+radar)", "baseline": "baseline (radar, GT)",
@@ -155,12 +156,16 @@ class Demo:
 
     def figures_stage(self) -> Stage:
         def run() -> dict[str, Any]:
-            from sckd.engine.demo_figures import demo_figures
-
-            pngs = demo_figures(self)
+            pngs = self.figures()
             return {"pngs": [p.name for p in pngs]}
 
         return Stage("figures", "report figures: training curves, bird's-eye views", run, [], 10.0)
+
+    def figures(self) -> list[Path]:
+        """Training curves of the runs and bird's-eye panels of the same validation frames."""
+        pngs = plot_training_curves([self.jobs.curve_run(r, LABELS[r]) for r in ROLES], self.out)
+        models = [(r, LABELS[r], r == "teacher") for r in ROLES]
+        return pngs + self.jobs.bev_panels(models, self.cfg.bev_frames, self.cfg.bev_score, self.out)
 
     def stages(self) -> list[Stage]:
         est = self.estimates()
@@ -178,7 +183,7 @@ class Demo:
 
     def scores(self) -> dict[str, ModelScores]:
         classes = self.classes()
-        return {r: ModelScores.from_official(LABELS[r], self.jobs.read_result(r), classes) for r in ROLES}
+        return {r: ModelScores.from_result(LABELS[r], self.jobs.read_result(r), classes) for r in ROLES}
 
     def classes(self) -> list[str]:
         return list(self.jobs.experiment(self.jobs.job("baseline")).eval.classes)
@@ -194,8 +199,6 @@ class Demo:
     # ---------------------------------------------------------------------------- report
 
     def summary_notes(self, result: PipelineResult) -> list[str]:
-        from sckd.engine.pipeline import fmt_duration
-
         s = self.scores()
         t, b, st = (s[r].ap["entire_area"]["mAP"] for r in ROLES)
         dt, db, dst = (s[r].ap["roi"]["mAP"] for r in ROLES)
@@ -220,7 +223,11 @@ class Demo:
         return notes
 
     def write_report(self, result: PipelineResult) -> Path:
-        from sckd.engine.report import ReportInputs, format_markdown_table, write_markdown_report
+        from sckd.report.tables import (
+            ReportInputs,
+            format_markdown_table,
+            write_markdown_report,
+        )
 
         rows, gains = self.table_rows()
         classes = self.classes()

@@ -20,11 +20,11 @@ from sckd.data.config import DatasetConfig
 from sckd.data.dataset import RadarDataset, collate
 from sckd.engine import checkpoint as ck
 from sckd.engine.distributed import DistEnv, resolve_device
-from sckd.engine.experiment import ExperimentConfig, experiment_from_dict, model_yaml
-from sckd.engine.run import build_model
 from sckd.engine.validation import run_predictions
 from sckd.errors import SckdError
 from sckd.eval.predictions import write_predictions
+from sckd.experiment.config import ExperimentConfig, experiment_from_dict, model_yaml
+from sckd.experiment.train import build_model
 
 log = logging.getLogger("sckd")
 

@@ -15,8 +15,14 @@ from typing import Any
 
 import yaml
 
-from sckd.config import (CONFIG_ROOT, apply_overrides, from_dict, load_yaml_tree, resolve_config_path,
-                         to_dict)
+from sckd.config import (
+    CONFIG_ROOT,
+    apply_overrides,
+    from_dict,
+    load_yaml_tree,
+    resolve_config_path,
+    to_dict,
+)
 from sckd.config.loader import deep_merge
 from sckd.data.augment import AugmentConfig
 from sckd.data.config import DatasetConfig

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+
+from sckd.eval.result import EvalResult
 
 
 @dataclass
@@ -34,14 +35,11 @@ class FoldRow:
     signed: bool = False
 
 
-def _value(result: dict[str, Any] | None, col: FoldColumn) -> float | None:
-    if result is None:
-        return None
-    v = (result.get(col.region) or {}).get(col.key)
-    return float(v) if isinstance(v, (int, float)) else None
+def _value(result: EvalResult | None, col: FoldColumn) -> float | None:
+    return None if result is None else result.value(col.region, col.key)
 
 
-def mean_std_rows(fold_results: list[dict[str, dict]], keys: list[str], columns: list[FoldColumn],
+def mean_std_rows(fold_results: list[dict[str, EvalResult]], keys: list[str], columns: list[FoldColumn],
                   gains: list[list[str]] = ()) -> list[FoldRow]:
     """Rows for ``keys`` (job keys) and gain rows ``a - b`` (paired per fold)."""
     rows = []

@@ -21,9 +21,12 @@ from typing import Any
 from sckd.atomic import copy_atomic, write_text_atomic
 from sckd.config import from_dict, load_yaml_tree
 from sckd.data.config import DatasetConfig
-from sckd.engine.experiment import ExperimentConfig, load_experiment
-from sckd.engine.pipeline import Stage, StageInterrupted
 from sckd.errors import SckdError
+from sckd.eval.result import EvalResult
+from sckd.experiment.config import ExperimentConfig, load_experiment
+from sckd.report.figures import PanelModel, bev_panels
+from sckd.report.plots import CurveRun
+from sckd.workflows.pipeline import Stage, StageInterrupted, stage_info
 
 log = logging.getLogger("sckd")
 
@@ -69,6 +72,15 @@ class ModelJob:
     """``teacher`` (reads LiDAR), ``student`` (distillation) or ``radar``: for time estimates."""
 
 
+def read_result(path: Path) -> EvalResult:
+    """An evaluation result written by :meth:`JobSet.evaluate_stage` (the official JSON)."""
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        raise SckdError(f"{path}: cannot read the evaluation result ({e})") from None
+    return EvalResult.from_official_json(data, str(path))
+
+
 class JobSet:
     def __init__(self, out: Path, jobs: list[ModelJob], data: DataSource, *,
                  common_overrides: list[str] = (), split: str = "val") -> None:
@@ -98,6 +110,25 @@ class JobSet:
 
     def result_file(self, key: str) -> Path:
         return self.out / "results" / f"{key}.json"
+
+    # -------------------------------------------------------------------------- figures
+
+    def curve_run(self, key: str, label: str, stage_prefix: str = "") -> CurveRun:
+        """A job's training curves, epochs from the steps and epochs its training stage
+        finished with."""
+        info = stage_info(self.out, f"{stage_prefix}train-{key}") or {}
+        try:
+            spe = max(int(info["steps"]) // max(int(info["epochs"]), 1), 1)
+        except (KeyError, TypeError, ValueError):
+            spe = 1
+        return CurveRun(label, self.run_dir(key), spe)
+
+    def bev_panels(self, models: list[tuple[str, str, bool]], n_frames: int, min_score: float,
+                   out_dir: Path) -> list[Path]:
+        """Bird's-eye panels of the jobs ``models`` (key, label, show LiDAR) on this set's split."""
+        ds_cfg = self.experiment(self.job(models[0][0])).dataset
+        return bev_panels(ds_cfg, self.split, [PanelModel(label, self.predictions(k), lidar)
+                                              for k, label, lidar in models], n_frames, min_score, out_dir)
 
     # ----------------------------------------------------------------------- experiments
 
@@ -151,7 +182,7 @@ class JobSet:
     def train_stage(self, job: ModelJob, estimate_s: float = 0.0) -> Stage:
         def run() -> dict[str, Any]:
             from sckd.engine.distributed import cleanup, init_distributed
-            from sckd.engine.run import train_experiment
+            from sckd.experiment.train import train_experiment
 
             exp = self.experiment(job)
             if sys.stderr.isatty():
@@ -179,11 +210,11 @@ class JobSet:
             import shutil
 
             from sckd.engine import checkpoint as ck
-            from sckd.engine.predict import (
+            from sckd.eval import evaluate_folder
+            from sckd.experiment.predict import (
                 experiment_for_checkpoint,
                 predict_checkpoint,
             )
-            from sckd.eval import evaluate_folder
 
             path = self.checkpoint(job.key)
             preds = self.predictions(job.key)
@@ -200,9 +231,5 @@ class JobSet:
                      f"(predict -> {self.predictions(job.key).relative_to(self.out)}/, VoD metric)",
                      run, [self.result_file(job.key)], estimate_s, "eval")
 
-    def read_result(self, key: str) -> dict[str, Any]:
-        p = self.result_file(key)
-        try:
-            return json.loads(p.read_text())
-        except (OSError, json.JSONDecodeError) as e:
-            raise SckdError(f"{p}: cannot read the evaluation result ({e})") from None
+    def read_result(self, key: str) -> EvalResult:
+        return read_result(self.result_file(key))

@@ -24,6 +24,7 @@ from typing import Any
 
 from sckd.atomic import write_text_atomic
 from sckd.errors import SckdError
+from sckd.report.tables import fmt_duration
 
 log = logging.getLogger("sckd")
 
@@ -78,11 +79,12 @@ class PipelineResult:
         return sum(r.seconds for r in self.records)
 
 
-def fmt_duration(seconds: float) -> str:
-    seconds = int(round(max(seconds, 0.0)))
-    m, s = divmod(seconds, 60)
-    h, m = divmod(m, 60)
-    return f"{h}h{m:02d}m{s:02d}s" if h else (f"{m}m{s:02d}s" if m else f"{s}s")
+def stage_info(out: Path, name: str) -> dict[str, Any] | None:
+    """The info a finished stage of the pipeline in ``out`` kept (None when not finished)."""
+    try:
+        return json.loads((Path(out) / MARKERS / f"{name}.json").read_text())["info"]
+    except (OSError, KeyError, TypeError, ValueError):
+        return None
 
 
 def peak_memory_mb() -> tuple[float, float]:

@@ -17,18 +17,18 @@ from sckd.atomic import write_text_atomic
 from sckd.data.dataset import RadarDataset, collate
 from sckd.engine import checkpoint as ck
 from sckd.engine.distributed import DistEnv, barrier, broadcast_object
-from sckd.engine.experiment import (
-    ExperimentConfig,
-    experiment_from_yaml,
-    experiment_to_yaml,
-    model_yaml,
-)
 from sckd.engine.monitor import attach_log_file, detach_log_file
 from sckd.engine.rundir import checkpoints_dir, prepare_run_dir
 from sckd.engine.seeding import seed_everything, set_deterministic
 from sckd.engine.trainer import Trainer, TrainResult
 from sckd.engine.validation import DetectionValidator
 from sckd.errors import SckdError
+from sckd.experiment.config import (
+    ExperimentConfig,
+    experiment_from_yaml,
+    experiment_to_yaml,
+    model_yaml,
+)
 
 log = logging.getLogger("sckd")
 
@@ -77,7 +77,7 @@ def build_validator(exp: ExperimentConfig, env: DistEnv) -> DetectionValidator |
     """Validation on ``train.val_split`` with the metric layer (None when ``val_every`` is 0)."""
     if exp.train.val_every <= 0:
         return None
-    from sckd.engine.metrics import make_evaluate  # the adapter onto sckd.eval
+    from sckd.experiment.metrics import make_evaluate  # the adapter onto sckd.eval
     val_set = RadarDataset(exp.dataset, exp.train.val_split, with_lidar=exp.needs_lidar, labeled=True)
     return DetectionValidator(val_set, collate, make_evaluate(exp, val_set), env=env,
                               batch_size=exp.train.batch_size, workers=exp.train.workers,
