@@ -60,12 +60,12 @@ def main() -> int:
         print(f"built {args.frames} frames ({n_gt} GT objects, {n_dt} detections) in {time.perf_counter() - t:.1f} s")
 
         t = time.perf_counter()
-        from sckd.data.layout import load_dataset_config
+        from sckd.data.resolve import resolve_dataset
         from sckd.eval import EvalConfig, evaluate_folder
         from sckd.eval.report import format_table
 
         t_import = time.perf_counter() - t
-        dcfg = load_dataset_config("vod", root=tmp)
+        dcfg = resolve_dataset("vod", root=tmp)
         times = []
         for _ in range(2):
             t = time.perf_counter()

@@ -122,11 +122,11 @@ def bench_inference(world: Path, frames: int, checkpoint: Path | None) -> dict:
 def bench_metric(tmp: Path, frames: int) -> dict:
     from eval_sets import make_eval_set
 
-    from sckd.data.layout import load_dataset_config
+    from sckd.data.resolve import resolve_dataset
     from sckd.eval import EvalConfig, evaluate_folder
 
     s = make_eval_set(tmp, frames, 0, "jitter", vod_root=True)
-    dcfg = load_dataset_config("vod", root=str(tmp))
+    dcfg = resolve_dataset("vod", root=str(tmp))
     times = []
     for _ in range(2):
         t = time.perf_counter()

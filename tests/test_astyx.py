@@ -23,7 +23,8 @@ from helpers.astyx_tree import (
 
 from sckd.data.astyx_cache import block_splits, cache_root
 from sckd.data.dataset import RadarDataset
-from sckd.data.layout import DatasetLayout, load_dataset_config
+from sckd.data.layout import DatasetLayout
+from sckd.data.resolve import resolve_dataset
 from sckd.data.splits import list_split
 from sckd.errors import SckdError
 
@@ -34,7 +35,7 @@ def _cache(tmp_path, monkeypatch):
 
 
 def astyx_cfg(root, *overrides):
-    return load_dataset_config("astyx", root=root, overrides=list(overrides))
+    return resolve_dataset("astyx", root=root, overrides=list(overrides))
 
 
 def inside(points: np.ndarray, centre, dims, R) -> np.ndarray:
@@ -393,6 +394,6 @@ def test_reproduce_study_repeats_by_split_on_astyx_and_by_seed_on_synth(tmp_path
                       "g": (True, False, True, False), "i": (True, "dual", True, False),
                       "e": (True, "single", False, False), "h": (True, "dual", True, True)}
     vod = tmp_path / "vod"
-    (vod / "radar").mkdir(parents=True)
+    (vod / "radar" / "training").mkdir(parents=True)
     with pytest.raises(SckdError, match="runs on astyx or synth data"):
         Reproduction(tmp_path / "o3", "study", str(vod))

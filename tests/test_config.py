@@ -6,19 +6,19 @@ import pytest
 
 from sckd.config import apply_overrides, from_dict, load_yaml_tree
 from sckd.data.config import DatasetConfig
-from sckd.data.layout import load_dataset_config
+from sckd.data.resolve import resolve_dataset
 from sckd.errors import SckdError
 
 
 def test_shipped_dataset_configs_load():
-    vod = load_dataset_config("vod")
+    vod = resolve_dataset("vod")
     assert vod.layout == "vod" and vod.radar.tree == "radar_5frames"
     assert vod.radar.features == ["x", "y", "z", "rcs", "v_r", "v_r_comp", "time"]
     assert vod.lidar is not None and vod.lidar.features == ["x", "y", "z", "reflectance"]
     assert vod.classes == ["Car", "Pedestrian", "Cyclist"] and "truck" in vod.other_classes
-    tj = load_dataset_config("tj4d")
+    tj = resolve_dataset("tj4d")
     assert tj.layout == "kitti" and tj.lidar is None and len(tj.radar.features) == 8
-    synth = load_dataset_config("synth")
+    synth = resolve_dataset("synth")
     assert synth.name == "synth" and synth.radar.features == vod.radar.features  # inherited
     assert {"train", "val", "unlabeled"} <= set(synth.splits)  # dicts merge key by key
 
@@ -31,11 +31,11 @@ def test_inheritance_merges_dicts_and_replaces_lists(tmp_path):
     raw = load_yaml_tree(tmp_path / "child.yaml")
     assert raw["dataset"]["radar"] == {"tree": "radar_3frames", "features": ["x", "y", "z", "a"]}
     assert raw["dataset"]["classes"] == ["Car"]
-    cfg = load_dataset_config(tmp_path / "child.yaml")
+    cfg = resolve_dataset(tmp_path / "child.yaml")
     assert (cfg.name, cfg.radar.tree, cfg.radar.features) == ("child", "radar_3frames", ["x", "y", "z", "a"])
     # a base named like a shipped config resolves to configs/datasets/
     (tmp_path / "mine.yaml").write_text("base: datasets/vod.yaml\ndataset: {name: mine}\n")
-    mine = load_dataset_config(tmp_path / "mine.yaml")
+    mine = resolve_dataset(tmp_path / "mine.yaml")
     assert mine.name == "mine" and mine.radar.tree == "radar_5frames"
 
 
@@ -47,7 +47,7 @@ def test_inheritance_cycle(tmp_path):
 
 
 def test_set_overrides():
-    cfg = load_dataset_config("vod", root="/data/vod", overrides=[
+    cfg = resolve_dataset("vod", root="/data/vod", overrides=[
         "dataset.radar.tree=radar", "dataset.fov_filter=true", "dataset.point_cloud_range=[0, -10, -3, 20, 10, 2]"])
     assert cfg.radar.tree == "radar" and cfg.fov_filter is True
     assert cfg.point_cloud_range == [0.0, -10.0, -3.0, 20.0, 10.0, 2.0]
@@ -61,7 +61,7 @@ def test_set_overrides():
 ])
 def test_unknown_key_names_the_key(override, key):
     with pytest.raises(SckdError) as e:
-        load_dataset_config("vod", overrides=[override])
+        resolve_dataset("vod", overrides=[override])
     assert f"'{key}'" in str(e.value) and "unknown key" in str(e.value)
 
 
@@ -77,7 +77,7 @@ def test_unknown_key_names_the_key(override, key):
 ])
 def test_wrong_types_name_the_key(override, key, msg):
     with pytest.raises(SckdError) as e:
-        load_dataset_config("vod", overrides=[override])
+        resolve_dataset("vod", overrides=[override])
     assert f"'{key}'" in str(e.value) and msg in str(e.value)
 
 
@@ -94,13 +94,13 @@ def test_bad_set_paths(override, msg):
 
 def test_missing_config_and_section(tmp_path):
     with pytest.raises(SckdError, match="config file not found"):
-        load_dataset_config(tmp_path / "nope.yaml")
+        resolve_dataset(tmp_path / "nope.yaml")
     (tmp_path / "x.yaml").write_text("model: {a: 1}\n")
     with pytest.raises(SckdError, match="no 'dataset' section"):
-        load_dataset_config(tmp_path / "x.yaml")
+        resolve_dataset(tmp_path / "x.yaml")
     (tmp_path / "bad.yaml").write_text("dataset: [unclosed\n")
     with pytest.raises(SckdError, match="invalid YAML"):
-        load_dataset_config(tmp_path / "bad.yaml")
+        resolve_dataset(tmp_path / "bad.yaml")
 
 
 def test_required_field():

@@ -285,7 +285,7 @@ def test_reproduce_data_choice(tmp_path):
     c = choose_data(str(world))
     assert (c.family, c.source.root) == ("synth", str(world.resolve()))
     vod = tmp_path / "vod"
-    vod.mkdir()
+    (vod / "lidar" / "training").mkdir(parents=True)
     assert choose_data(str(vod)).family == "vod"
     cfg = tmp_path / "my_vod.yaml"
     cfg.write_text(f"base: datasets/vod.yaml\ndataset: {{root: {vod}}}\n")

@@ -149,7 +149,7 @@ def test_bad_lidar_bin_in_plot(tree, capsys):
     (["--set", "dataset.radar.colour=red"], "'dataset.radar.colour': unknown key"),
     (["--set", "dataset.fov_filter=maybe"], "'dataset.fov_filter': expected true/false"),
     (["--set", "dataset.name.sub=1"], "'dataset.name' is a value"),
-    (["--dataset", "nuscenes"], "nuscenes: config file not found"),
+    (["--dataset", "nuscenes"], "nuscenes: not a dataset folder, a shipped dataset (astyx, synth, tj4d, vod)"),
     (["--split", "unlabeled"], "no split named 'unlabeled'"),
     (["--plot", "00009", "--out", "x.png"], "frame 00009 is listed but"),
     (["--plot", "00000"], "--plot: needs --out"),

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from sckd.data.dataset import RadarDataset
-from sckd.data.layout import load_dataset_config
+from sckd.data.resolve import resolve_dataset
 from sckd.data.synth.config import load_synth_config
 from sckd.data.synth.radar import accumulate
 from sckd.data.synth.raycast import GROUND, MISS, RayGrid, cast
@@ -143,7 +143,7 @@ def test_reads_back_through_the_vod_loader(world):
     rig = make_rig(cfg.calib)
     frames = {f"{p.first_frame + f.index:05d}": f for p in plan_sequences(cfg, 9, 3) if p.labeled
               for f in simulate_sequence(cfg, rig, 3, p.index, p.n_frames)}
-    dcfg = load_dataset_config("synth", root=out)
+    dcfg = resolve_dataset("synth", root=out)
     ds = RadarDataset(dcfg, "train")
     assert len(ds) == 3
     ground = -cfg.calib.radar_height

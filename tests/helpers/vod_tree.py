@@ -199,9 +199,9 @@ def make_vod_tree(root: str | Path, *, n_frames: int = 4, splits: dict[str, list
 
 def dataset_config(tree: VodTree, name: str = "vod", **overrides):
     """The shipped dataset config ``name`` pointed at ``tree`` (``overrides``: field=value)."""
-    from sckd.data.layout import load_dataset_config
+    from sckd.data.resolve import resolve_dataset
 
-    cfg = load_dataset_config(name, root=tree.root)
+    cfg = resolve_dataset(name, root=tree.root)
     if tree.radar_tree is not None:
         cfg.radar.tree = tree.radar_tree
     for k, v in overrides.items():

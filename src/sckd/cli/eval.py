@@ -37,25 +37,12 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _load(args: argparse.Namespace):
-    from sckd.config import apply_overrides, check_override_sections, from_dict, load_yaml_tree
-    from sckd.data.config import DatasetConfig
+    from sckd.config import from_dict
+    from sckd.data.resolve import resolve_dataset_tree
     from sckd.eval.config import EvalConfig
 
-    from sckd.data.layout import detect_dataset
-
-    data = Path(args.data)
-    if data.is_dir():
-        # A bare folder: Astyx (dataset.json), a synthetic world, or else View-of-Delft.
-        spec, root = f"datasets/{detect_dataset(data)}.yaml", args.root or str(data)
-    else:
-        spec, root = args.data, args.root
-    raw = apply_overrides(load_yaml_tree(spec), list(args.overrides))
-    check_override_sections(args.overrides, ("dataset", "eval"))
-    if "dataset" not in raw:
-        raise SckdError(f"{args.data}: config has no 'dataset' section")
-    dcfg = from_dict(DatasetConfig, raw["dataset"], "dataset")
-    if root is not None:
-        dcfg.root = str(root)
+    dcfg, raw = resolve_dataset_tree(args.data, root=args.root, overrides=args.overrides,
+                                     sections=("dataset", "eval"))
     if not dcfg.root:
         raise SckdError(f"{args.data}: no dataset root (give a root folder as --data, or --root)")
     ecfg = from_dict(EvalConfig, raw.get("eval") or {}, "eval")

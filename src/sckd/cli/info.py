@@ -28,13 +28,13 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from sckd.data.layout import detect_dataset, load_dataset_config
+    from sckd.data.resolve import resolve_dataset
 
     if args.max_frames is not None and args.max_frames < 1:
         raise SckdError(f"--max-frames {args.max_frames}: must be at least 1")
     if args.plot is not None and not args.out:
         raise SckdError("--plot: needs --out PNG")
-    cfg = load_dataset_config(args.dataset or detect_dataset(args.root), root=args.root, overrides=args.overrides)
+    cfg = resolve_dataset(args.dataset or args.root, root=args.root, overrides=args.overrides)
     if args.plot is not None:
         _plot(cfg, args.plot, args.out)
     else:

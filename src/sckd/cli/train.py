@@ -105,15 +105,15 @@ def choose_run_dir(args: argparse.Namespace, name: str) -> tuple[Path, Path | No
 
 def run(args: argparse.Namespace) -> int:
     from sckd.engine.distributed import broadcast_object, cleanup, init_distributed
+    from sckd.data.resolve import resolve_dataset
     from sckd.experiment.config import load_experiment
     from sckd.experiment.train import train_experiment
 
     exp = load_experiment(args.config, cli_overrides(args))
     if args.data:
-        root = Path(args.data).expanduser().resolve()
-        if not root.is_dir():
-            raise SckdError(f"{root}: --data is not a directory")
-        exp.dataset.root = str(root)
+        if not Path(args.data).expanduser().is_dir():
+            raise SckdError(f"{args.data}: --data is not a directory")
+        exp.dataset = resolve_dataset(args.data, base=exp.dataset)
     if not exp.dataset.root:
         raise SckdError(f"{args.config}: config key 'dataset.root' is empty; pass --data ROOT")
     env = init_distributed(exp.train.device)

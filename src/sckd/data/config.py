@@ -89,6 +89,10 @@ class DatasetConfig:
     """Keep only points that project into the camera image."""
     astyx: AstyxConfig = field(default_factory=AstyxConfig)
     """Used by ``layout: astyx`` only."""
+    markers: list[str] = field(default_factory=list)
+    """Paths under a root that identify a bare folder as this dataset (any one suffices), e.g.
+    ``dataset.json`` for Astyx; :func:`sckd.data.resolve.resolve_dataset` checks those of the
+    shipped dataset configs."""
 
     def validate(self, path: str) -> None:
         if len(self.point_cloud_range) != 6:

@@ -18,7 +18,6 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from sckd.config import apply_overrides, check_override_sections, from_dict, load_yaml_tree
 from sckd.data.astyx_cache import LIDAR_TREE, RADAR_TREE, imagesets_dir, prepare_astyx
 from sckd.data.config import DatasetConfig
 from sckd.errors import SckdError
@@ -105,31 +104,3 @@ class DatasetLayout:
 
     def label_file(self, fid: str) -> Path | None:
         return None if self.label_dir is None else self.label_dir / f"{fid}.txt"
-
-
-def detect_dataset(folder: str | Path) -> str:
-    """The shipped dataset config a bare folder most likely is: ``astyx`` for a folder with
-    Astyx's ``dataset.json``, ``synth`` for a world written by ``sckd synth``, else ``vod``."""
-    p = Path(folder)
-    if (p / "dataset.json").is_file():
-        return "astyx"
-    if (p / "synth_config.yaml").is_file():
-        return "synth"
-    return "vod"
-
-
-def load_dataset_config(spec: str | Path, root: str | Path | None = None,
-                        overrides: list[str] | tuple[str, ...] = ()) -> DatasetConfig:
-    """Load the ``dataset:`` section of a config (a shipped name like ``vod`` or a YAML path).
-
-    ``overrides`` are ``--set`` strings on the whole tree (``dataset.radar.tree=radar``);
-    ``root``, when given, replaces ``dataset.root``.
-    """
-    raw = apply_overrides(load_yaml_tree(spec), list(overrides))
-    check_override_sections(overrides, ("dataset",))
-    if "dataset" not in raw:
-        raise SckdError(f"{spec}: config has no 'dataset' section")
-    cfg = from_dict(DatasetConfig, raw["dataset"], "dataset")
-    if root is not None:
-        cfg.root = str(root)
-    return cfg

@@ -23,7 +23,7 @@ import json
 import time
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
@@ -36,6 +36,7 @@ from sckd.data.calib import Calib
 from sckd.data.dataset import RadarDataset, collate
 from sckd.data.plot import plot_frame_bev
 from sckd.data.points import read_points
+from sckd.data.resolve import resolve_dataset
 from sckd.data.types import Detections, Frame
 from sckd.deploy.network import PillarNetwork
 from sckd.deploy.onnx_runtime import OnnxNetwork
@@ -128,8 +129,8 @@ def iter_inputs(exp: ExperimentConfig, inputs: list[str], *, split: str = "val",
     for f in files:
         yield InputFrame(f.stem, read_points(f, features, "radar point cloud"), None, f)
     for root in roots:
-        ds = RadarDataset(replace(exp.dataset, root=root), split, with_lidar=False, labeled=False,
-                          frame_ids=frames or None)
+        ds_cfg = exp.dataset if root == exp.dataset.root else resolve_dataset(root, base=exp.dataset)
+        ds = RadarDataset(ds_cfg, split, with_lidar=False, labeled=False, frame_ids=frames or None)
         for i, fid in enumerate(ds.frame_ids):
             fr = ds.load(i)
             yield InputFrame(fid, fr.radar, fr.calib, Path(root))

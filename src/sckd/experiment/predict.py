@@ -15,9 +15,9 @@ from pathlib import Path
 import yaml
 from torch import nn
 
-from sckd.config import apply_overrides, from_dict, load_yaml_tree
-from sckd.data.config import DatasetConfig
+from sckd.config import apply_overrides
 from sckd.data.dataset import RadarDataset, collate
+from sckd.data.resolve import resolve_dataset
 from sckd.engine import checkpoint as ck
 from sckd.engine.distributed import DistEnv, resolve_device
 from sckd.engine.validation import run_predictions
@@ -38,8 +38,8 @@ class PredictSummary:
 
 def experiment_for_checkpoint(ckpt: dict, path: Path, data: str | None = None,
                               overrides: list[str] | None = None, need_root: bool = True) -> ExperimentConfig:
-    """The checkpoint's config with ``--set`` overrides and the dataset from ``data`` (a dataset
-    root folder, or a YAML file with a ``dataset:`` section). ``need_root``: a dataset root must
+    """The checkpoint's config with ``--set`` overrides and the dataset from ``data`` (see
+    :func:`resolve_dataset`: a dataset folder keeps the checkpoint's dataset config, rooted there). ``need_root``: a dataset root must
     be known (not for work on bare point files or an export)."""
     return experiment_from_text(ckpt.get("config") or "", path, data, overrides, need_root)
 
@@ -58,18 +58,9 @@ def experiment_from_text(config_yaml: str, path: Path, data: str | None = None,
     raw = apply_overrides(raw, overrides or [])
     exp = experiment_from_dict(raw)
     if data:
-        p = Path(data).expanduser()
-        if p.is_dir():
-            exp.dataset.root = str(p.resolve())
-        elif p.is_file():
-            tree = load_yaml_tree(p)
-            if "dataset" not in tree:
-                raise SckdError(f"{p}: config key 'dataset' is missing")
-            exp.dataset = from_dict(DatasetConfig, tree["dataset"], "dataset")
-            if not exp.dataset.root:
-                raise SckdError(f"{p}: config key 'dataset.root' is empty")
-        else:
-            raise SckdError(f"{p}: --data is neither a dataset folder nor a config file")
+        exp.dataset = resolve_dataset(data, base=exp.dataset)
+        if not exp.dataset.root:
+            raise SckdError(f"{data}: config key 'dataset.root' is empty")
     if need_root and not exp.dataset.root:
         raise SckdError(f"{path}: the stored config has no dataset.root; pass --data ROOT")
     return exp

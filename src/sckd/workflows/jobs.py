@@ -19,8 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from sckd.atomic import copy_atomic, write_text_atomic
-from sckd.config import from_dict, load_yaml_tree
-from sckd.data.config import DatasetConfig
+from sckd.data.resolve import resolve_dataset
 from sckd.errors import SckdError
 from sckd.eval.result import EvalResult
 from sckd.experiment.config import ExperimentConfig, load_experiment
@@ -42,11 +41,10 @@ class DataSource:
 
     def apply(self, exp: ExperimentConfig) -> None:
         if self.config_file:
-            tree = load_yaml_tree(self.config_file)
-            if "dataset" not in tree:
-                raise SckdError(f"{self.config_file}: config key 'dataset' is missing")
-            exp.dataset = from_dict(DatasetConfig, tree["dataset"], "dataset")
-        if self.root:
+            exp.dataset = resolve_dataset(self.config_file)
+        if self.root and Path(self.root).is_dir():
+            exp.dataset = resolve_dataset(self.root, base=exp.dataset)
+        elif self.root:  # a synthetic world a stage of this workflow has yet to write
             exp.dataset.root = self.root
         if not exp.dataset.root:
             raise SckdError(f"{self.config_file or 'dataset'}: config key 'dataset.root' is empty")

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from sckd.atomic import write_text_atomic
 from sckd.config import CONFIG_ROOT, from_dict, load_yaml_tree, resolve_config_path
-from sckd.data.layout import detect_dataset
+from sckd.data.resolve import resolve_dataset
 from sckd.errors import SckdError
 from sckd.eval.result import EvalResult
 from sckd.report.folds import FoldColumn, format_fold_tables, mean_std_rows
@@ -126,22 +126,17 @@ def choose_data(data: str | None) -> DataChoice:
     if data in (None, "synth"):
         return DataChoice("synth", None)
     p = Path(data).expanduser()
-    if p.is_dir():
-        p = p.resolve()
-        return DataChoice(detect_dataset(p), DataSource(root=str(p)))
-    tree = load_yaml_tree(data)
-    ds = tree.get("dataset")
-    if not isinstance(ds, dict):
-        raise SckdError(f"{data}: config key 'dataset' is missing (--data takes a dataset config or root)")
-    family = str(ds.get("name", ""))
+    ds = resolve_dataset(data)
+    family = ds.name
     if not (CONFIG_ROOT / "experiments" / family).is_dir():
         raise SckdError(f"{data}: config key 'dataset.name' is '{family}'; experiment sets exist for "
                         f"{sorted(d.name for d in (CONFIG_ROOT / 'experiments').iterdir() if d.is_dir())}")
-    if not ds.get("root"):
+    if p.is_dir():
+        return DataChoice(family, DataSource(root=ds.root))
+    if not ds.root:
         raise SckdError(f"{data}: config key 'dataset.root' is empty (set it to your dataset folder)")
     path = str(p.resolve()) if p.is_file() else str(resolve_config_path(data))
     return DataChoice(family, DataSource(config_file=path))
-
 
 class Reproduction:
     def __init__(self, out: Path, table: str, data: str | None, overrides: list[str] = (), say=print) -> None:
