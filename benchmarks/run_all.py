@@ -89,7 +89,7 @@ def bench_inference(world: Path, frames: int, checkpoint: Path | None) -> dict:
     if checkpoint is not None:
         from sckd.engine import checkpoint as ck
 
-        det.load_state_dict(ck.load_checkpoint(checkpoint)["model"])
+        det.load_state_dict(ck.load_checkpoint(checkpoint).model)
     from sckd.data.splits import list_split
 
     split = "val" if (world / "lidar" / "ImageSets" / "val.txt").read_text().strip() else "train"  # tiny worlds

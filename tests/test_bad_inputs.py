@@ -138,11 +138,8 @@ class World:
         """A valid checkpoint (format, weights, stored config, signature) of ``cfg``'s model,
         written without training."""
         from sckd.engine import checkpoint as ck
-        from sckd.experiment.config import (
-            experiment_to_yaml,
-            load_experiment,
-            model_yaml,
-        )
+        from sckd.config import to_dict
+        from sckd.experiment.config import load_experiment, model_key
         from sckd.experiment.train import build_model
 
         exp = load_experiment(cfg or self.cfg)
@@ -150,9 +147,7 @@ class World:
         torch.manual_seed(0)
         model = build_model(exp)
         path = self.tmp / name
-        ck.atomic_torch_save({"format": ck.FORMAT, "model": model.state_dict(),
-                              "config": experiment_to_yaml(exp),
-                              "signature": ck.model_signature(model, model_yaml(exp))}, path)
+        ck.save_checkpoint(ck.Checkpoint(model.state_dict(), to_dict(exp), ck.model_signature(model, model_key(exp))), path)
         return path
 
     def teacher(self) -> tuple[Path, Path]:
@@ -411,7 +406,7 @@ def checkpoint_not_from_sckd(w):
     p = w.tmp / "plain.pt"
     torch.save({"state_dict": {"w": torch.zeros(2)}}, p)
     return (["predict", p, "--data", w.root, "--out", w.tmp / "preds"],
-            f"{p}: not an sckd checkpoint (expected format 'sckd-ckpt-1')")
+            f"{p}: not an sckd checkpoint (expected format 'sckd-ckpt-2')")
 
 
 @case
@@ -433,10 +428,8 @@ def checkpoint_weights_differ_from_stored_config(w):
 
     p = w.detector_checkpoint()
     data = ck.load_checkpoint(p)
-    cfg = yaml.safe_load(data["config"])
-    cfg["model"]["backbone_2d"]["num_filters"] = [8, 32]
-    data["config"] = yaml.safe_dump(cfg)
-    ck.atomic_torch_save(data, p)
+    data.config["model"]["backbone_2d"]["num_filters"] = [8, 32]
+    ck.save_checkpoint(data, p)
     return ["predict", p, "--data", w.root, "--out", w.tmp / "preds"], re.compile(
         re.escape(f"{p}: checkpoint is from another model or model config (signature ") + r".*")
 
@@ -457,7 +450,7 @@ def checkpoint_truncated_as_latest_of_a_run(w):
 def checkpoint_without_training_state_resumed(w):
     # weights only (like a distillation run's exported best.pt): fine for predict, not for resume
     p = w.detector_checkpoint()
-    return w.train("--resume", p), (f"{p}: holds no training state (optimizer is missing), so training "
+    return w.train("--resume", p), (f"{p}: holds no training state (optimiser and schedule), so training "
                                     "cannot continue from it; resume from a step_*.pt checkpoint of the run")
 
 
@@ -527,10 +520,8 @@ def teacher_weights_differ_from_its_config(w):
 
     teacher, student = w.teacher()
     data = ck.load_checkpoint(teacher)
-    cfg = yaml.safe_load(data["config"])
-    cfg["model"]["encoders"]["radar"]["pillar"]["num_filters"] = [6]
-    data["config"] = yaml.safe_dump(cfg)
-    ck.atomic_torch_save(data, teacher)
+    data.config["model"]["encoders"]["radar"]["pillar"]["num_filters"] = [6]
+    ck.save_checkpoint(data, teacher)
     return (["train", student, "--data", w.root, "--out", w.tmp / "run", "--set",
              f"distill.teacher.checkpoint={teacher}"],
             re.compile(re.escape(f"{teacher}: weights do not fit the teacher model of {teacher} (") + r".+\)"))
@@ -644,7 +635,7 @@ def test_training_continues_past_odd_frames_with_counted_warnings(world, capsys,
     assert f"{w.radar_dir / '00001.bin'}" in caplog.text and "'hoverboard'" in caplog.text
     from sckd.engine import checkpoint as ck
     final = ck.load_checkpoint(w.tmp / "run" / "checkpoints" / "final.pt")
-    assert all(torch.isfinite(v).all() for v in final["model"].values() if v.is_floating_point())
+    assert all(torch.isfinite(v).all() for v in final.model.values() if v.is_floating_point())
 
 
 def test_eval_counts_missing_prediction_files_and_unknown_classes(world, capsys, caplog):

@@ -205,8 +205,8 @@ def test_quick_demo_end_to_end_with_an_interruption(tmp_path, cli, monkeypatch, 
     # checkpoints: plain detectors that predict / eval load; the student has no teacher inside
     for role in ("teacher", "baseline", "student"):
         c = ck.load_checkpoint(out / "checkpoints" / f"{role}.pt")
-        assert "distill" not in c["config"] or "distill: null" in c["config"]
-        assert c["optimizer"] is None if role == "student" else True
+        assert c.config.get("distill") is None
+        assert c.optimizer is None if role == "student" else c.optimizer is not None
     # the report: table, figures, configs
     report = (out / "report.md").read_text()
     for png in ("curves_loss.png", "curves_val_map.png"):

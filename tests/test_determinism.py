@@ -69,11 +69,11 @@ def runs(tmp_path_factory):
 
 def test_same_seed_gives_identical_metrics_weights_and_predictions(runs):
     (a, pa, ja), (b, pb, jb) = runs["a"], runs["b"]
-    assert a["metrics"] == b["metrics"]
-    assert max(a["metrics"].values()) > 0  # a metric that can differ
+    assert a.metrics == b.metrics
+    assert max(a.metrics.values()) > 0  # a metric that can differ
     assert ja == jb and ja["entire_area"]["mAP_bev"] > 0
-    assert a["model"].keys() == b["model"].keys()
-    assert all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"])
+    assert a.model.keys() == b.model.keys()
+    assert all(torch.equal(a.model[k], b.model[k]) for k in a.model)
     files = sorted(p.name for p in pa.iterdir())
     assert files == sorted(p.name for p in pb.iterdir()) == ["00005.txt", "00006.txt"]
     assert all((pa / f).read_bytes() == (pb / f).read_bytes() for f in files)
@@ -82,4 +82,4 @@ def test_same_seed_gives_identical_metrics_weights_and_predictions(runs):
 
 def test_another_seed_gives_another_run(runs):
     a, other = runs["a"][0], runs["other_seed"][0]
-    assert any(not torch.equal(a["model"][k], other["model"][k]) for k in a["model"])
+    assert any(not torch.equal(a.model[k], other.model[k]) for k in a.model)

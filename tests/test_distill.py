@@ -19,7 +19,8 @@ from sckd.distill.pseudo_labels import (
 from sckd.distill.teacher import fused_layout
 from sckd.engine import checkpoint as ck
 from sckd.errors import SckdError
-from sckd.experiment.config import experiment_to_yaml, load_experiment
+from sckd.config import to_dict
+from sckd.experiment.config import load_experiment
 from sckd.experiment.train import build_model
 from sckd.models.config import PostProcessConfig
 from sckd.models.postprocess import select_detections
@@ -65,8 +66,7 @@ def world(tmp_path_factory):
     with torch.no_grad():  # a teacher that detects something: bias the class logits up
         teacher.head.conv_cls.bias.fill_(0.0)
     ckpt = root / "teacher.pt"
-    ck.atomic_torch_save({"format": ck.FORMAT, "model": teacher.state_dict(),
-                          "config": experiment_to_yaml(texp)}, ckpt)
+    ck.save_checkpoint(ck.Checkpoint(teacher.state_dict(), to_dict(texp)), ckpt)
     return tree, root, ckpt
 
 
@@ -251,8 +251,7 @@ def test_teacher_problems_are_one_line_errors(world, tmp_path):
                                                     "model.fusion={type: none}"])
     exp.dataset.root = str(tree.root)
     p = tmp_path / "radar_teacher.pt"
-    ck.atomic_torch_save({"format": ck.FORMAT, "model": build_model(exp).state_dict(),
-                          "config": experiment_to_yaml(exp)}, p)
+    ck.save_checkpoint(ck.Checkpoint(build_model(exp).state_dict(), to_dict(exp)), p)
     with pytest.raises(SckdError, match="no LiDAR branch"):
         build_model(_student_exp(world, f"distill.teacher.checkpoint={p}"))
     build_model(_student_exp(world, f"distill.teacher.checkpoint={p}", "distill.lrfd.enabled=false"))
@@ -277,7 +276,7 @@ def test_distillation_step_runs_on_cpu_from_the_synth_configs(world, tmp_path):
     torch.manual_seed(0)
     teacher = build_model(texp)
     p = tmp_path / "synth_teacher.pt"
-    ck.atomic_torch_save({"format": ck.FORMAT, "model": teacher.state_dict(), "config": ""}, p)
+    ck.save_checkpoint(ck.Checkpoint(teacher.state_dict(), {}), p)
     exp = load_experiment("experiments/synth/sckd_student", [f"distill.teacher.checkpoint={p}"])
     exp.dataset.root = str(tree.root)
     d = build_model(exp)
@@ -298,17 +297,16 @@ def test_sckd_train_then_predict_and_eval_the_exported_student(world, cli, tmp_p
                "--set", f"distill.teacher.checkpoint={teacher_ckpt}") == 0
     step = ck.latest_checkpoint(out / "checkpoints")
     full = ck.load_checkpoint(step)
-    assert any(k.startswith("lrfd_adapter.") for k in full["model"]) and full["optimizer"] is not None
-    assert not any("teacher" in k for k in full["model"])
-    assert "distill" in yaml.safe_load(full["config"])
+    assert any(k.startswith("lrfd_adapter.") for k in full.model) and full.optimizer is not None
+    assert not any("teacher" in k for k in full.model)
+    assert full.config["distill"] is not None
     for name in ("best.pt", "final.pt"):
         exported = ck.load_checkpoint(out / "checkpoints" / name)
-        stored = yaml.safe_load(exported["config"])
-        assert stored.get("distill") is None
-        assert not any(k.startswith(("student.", "lrfd_adapter", "frfd_adapters")) for k in exported["model"])
+        assert exported.config.get("distill") is None and exported.exported_from == "distillation"
+        assert not any(k.startswith(("student.", "lrfd_adapter", "frfd_adapters")) for k in exported.model)
     final = ck.load_checkpoint(out / "checkpoints" / "final.pt")
-    assert set(student_weights(full["model"])) == set(final["model"])
-    assert all(torch.equal(final["model"][k], v) for k, v in student_weights(full["model"]).items())
+    assert set(student_weights(full.model)) == set(final.model)
+    assert all(torch.equal(final.model[k], v) for k, v in student_weights(full.model).items())
     teacher_ckpt.rename(teacher_ckpt.with_suffix(".away"))  # no teacher anywhere from here on
     try:
         preds = tmp_path / "preds"
@@ -322,7 +320,7 @@ def test_sckd_train_then_predict_and_eval_the_exported_student(world, cli, tmp_p
 def test_pseudo_label_report_counts_what_the_distiller_would_keep(world, cli, tmp_path, capsys):
     """`sckd pseudo-labels`: boxes per frame at each sigma equal the distiller's own
     pseudo-labels (teacher_pseudo_labels) counted frame by frame on the un-augmented split."""
-    from sckd.experiment.config import model_yaml
+    from sckd.experiment.config import model_key
     from sckd.experiment.pseudo_stats import pseudo_label_quality
 
     tree, root, _ = world
@@ -333,8 +331,7 @@ def test_pseudo_label_report_counts_what_the_distiller_would_keep(world, cli, tm
     with torch.no_grad():
         teacher.head.conv_cls.bias.fill_(0.0)
     ckpt = tmp_path / "teacher.pt"
-    ck.atomic_torch_save({"format": ck.FORMAT, "model": teacher.state_dict(), "config": experiment_to_yaml(texp),
-                          "signature": ck.model_signature(teacher, model_yaml(texp))}, ckpt)
+    ck.save_checkpoint(ck.Checkpoint(teacher.state_dict(), to_dict(texp), ck.model_signature(teacher, model_key(texp))), ckpt)
     sigmas = [0.3, 0.5]
     names, rows, best, n = pseudo_label_quality(ckpt, sigmas, data=str(tree.root), split="train")
     assert names == list(texp.dataset.classes) and n == 5 and len(best) == len(names)

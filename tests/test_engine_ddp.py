@@ -126,10 +126,10 @@ def test_ddp_real_detector_replicas_identical_with_validation(tmp_path):
         assert torch.equal(p0[k], p1[k]), k
     final = ck.load_checkpoint(out / "checkpoints" / "final.pt")
     # 5 frames over 2 ranks -> 3 per rank (one padded) -> 2 steps of batch 2 per epoch
-    assert (final["step"], final["iters_per_epoch"], final["world_size"]) == (4, 2, 2)
-    assert len(final["rng"]) == 2  # both ranks' generator states, for an exact resume
-    assert "entire_area/mAP_3d" in final["metrics"]
-    for k, v in final["model"].items():
+    assert (final.step, final.iters_per_epoch, final.world_size) == (4, 2, 2)
+    assert len(final.rng) == 2  # both ranks' generator states, for an exact resume
+    assert "entire_area/mAP_3d" in final.metrics
+    for k, v in final.model.items():
         if k in p0:
             assert torch.equal(v, p0[k]), k
 
@@ -155,5 +155,5 @@ def test_the_same_command_runs_under_torchrun(tmp_path):
                           capture_output=True, text=True, env=env, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     final = ck.load_checkpoint(out / "checkpoints" / "final.pt")
-    assert final["world_size"] == 2 and len(final["rng"]) == 2 and final["step"] == 2
+    assert final.world_size == 2 and len(final.rng) == 2 and final.step == 2
     assert proc.stdout.count("finished:") == 1  # rank 0 reports, once

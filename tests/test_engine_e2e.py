@@ -46,7 +46,7 @@ def _reference_run(world, cli):
 
 
 def _weights(path):
-    return ck.load_checkpoint(path)["model"]
+    return ck.load_checkpoint(path).model
 
 
 def test_train_end_to_end_writes_a_complete_run(world, cli):
@@ -60,13 +60,13 @@ def test_train_end_to_end_writes_a_complete_run(world, cli):
     assert saved["dataset"]["root"] == str(data.resolve()) and saved["train"]["epochs"] == 2
     final = ck.load_checkpoint(out / "checkpoints" / "final.pt")
     # 5 frames, batch 2 -> 3 steps per epoch
-    assert (final["epoch"], final["step"], final["iters_per_epoch"]) == (2, 6, 3)
-    assert 0.0 <= final["metrics"]["entire_area/mAP_3d"] <= 100.0
-    assert ck.load_checkpoint(out / "checkpoints" / "best.pt")["best"]["metric"] == "entire_area/mAP_3d"
+    assert (final.epoch, final.step, final.iters_per_epoch) == (2, 6, 3)
+    assert 0.0 <= final.metrics["entire_area/mAP_3d"] <= 100.0
+    assert ck.load_checkpoint(out / "checkpoints" / "best.pt").best.metric == "entire_area/mAP_3d"
     log = (out / "train.log").read_text()
     assert "validation after epoch 2" in log and "step 6/6" in log
     # the one-cycle schedule ran to its end: lr = 0.01 / 10 / 1e4
-    assert final["optimizer"]["param_groups"][0]["lr"] == pytest.approx(1e-7)
+    assert final.optimizer["param_groups"][0]["lr"] == pytest.approx(1e-7)
 
 
 def test_interrupted_run_resumes_to_identical_weights(world, cli):
@@ -131,13 +131,13 @@ def test_resume_without_a_path_continues_the_newest_run(world, cli, monkeypatch)
     assert ck.latest_checkpoint(run / "checkpoints").name == "step_00000002.pt"
     assert cli("train", cfg, *common, "--resume") == 0
     assert list((root / "runs").iterdir()) == [run]  # continued in place, no new folder
-    assert ck.load_checkpoint(run / "checkpoints" / "final.pt")["step"] == 3
+    assert ck.load_checkpoint(run / "checkpoints" / "final.pt").step == 3
     # --resume PATH to a checkpoint continues in that checkpoint's run folder too (here with a
     # longer schedule: a counted warning, the config's schedule wins)
     assert cli("train", cfg, "--data", data, "--set", "train.val_every=0", "--epochs", "2",
                "--resume", run / "checkpoints" / "final.pt") == 0
     final = ck.load_checkpoint(run / "checkpoints" / "final.pt")
-    assert final["step"] == 6 and final["scheduler"]["total_steps"] == 6
+    assert final.step == 6 and final.scheduler["total_steps"] == 6
 
 
 def test_channels_last_trains_the_same_model_and_its_checkpoint_predicts(world, cli):

@@ -30,7 +30,7 @@ def _trainer(run_dir, cfg, crash_at=None, validate=False, n=10):
             raise Crash
 
     return Trainer(model, cfg, ds, collate, run_dir=run_dir, env=env, validator=val,
-                   config_yaml="toy: 1", signature=ck.model_signature(model, "toy"), on_step=hook)
+                   config={"toy": 1}, signature=ck.model_signature(model, {"toy": 1}), on_step=hook)
 
 
 def _cfg(**kw):
@@ -59,7 +59,7 @@ def test_interrupted_and_resumed_run_ends_with_identical_weights(tmp_path, worke
     latest = ck.latest_checkpoint(tmp_path / "run" / "checkpoints")
     assert latest.name == "step_00000004.pt"
     saved = ck.load_checkpoint(latest)
-    assert (saved["epoch"], saved["step"], saved["step_in_epoch"]) == (1, 4, 1)
+    assert (saved.epoch, saved.step, saved.step_in_epoch) == (1, 4, 1)
 
     resumed = _trainer(tmp_path / "run", cfg)
     resumed.resume(latest)
@@ -72,7 +72,7 @@ def test_interrupted_and_resumed_run_ends_with_identical_weights(tmp_path, worke
     for pid in o1["state"]:
         _assert_same_state(o1["state"][pid], o2["state"][pid])
     assert o1["param_groups"][0]["lr"] == o2["param_groups"][0]["lr"]
-    assert ck.load_checkpoint(tmp_path / "run" / "checkpoints" / "final.pt")["step"] == 9
+    assert ck.load_checkpoint(tmp_path / "run" / "checkpoints" / "final.pt").step == 9
 
 
 def test_resume_without_rng_restore_would_differ(tmp_path):
@@ -86,8 +86,8 @@ def test_resume_without_rng_restore_would_differ(tmp_path):
         crashed.fit()
     ck_path = ck.latest_checkpoint(tmp_path / "run" / "checkpoints")
     state = ck.load_checkpoint(ck_path)
-    state["rng"] = []  # drop the RNG states
-    torch.save(state, tmp_path / "norng.pt")
+    state.rng = []  # drop the RNG states
+    ck.save_checkpoint(state, tmp_path / "norng.pt")
     other.resume(tmp_path / "norng.pt")
     torch.manual_seed(12345)
     other.fit()
@@ -106,9 +106,9 @@ def test_validation_keeps_best_and_max_steps_stops_with_a_checkpoint(tmp_path):
     names = sorted(p.name for p in ckdir.iterdir())
     assert names == ["best.pt", "step_00000006.pt", "step_00000007.pt"]  # pruned to 2
     best = ck.load_checkpoint(ckdir / "best.pt")
-    assert best["best"]["metric"] == "neg_center_err" and best["best"]["epoch"] in (1, 2)
-    assert best["best"]["value"] == res.state.best_value
-    assert set(best["metrics"]) == {"neg_center_err", "frames"} and best["metrics"]["frames"] == 6.0
+    assert best.best.metric == "neg_center_err" and best.best.epoch in (1, 2)
+    assert best.best.value == res.state.best_value
+    assert set(best.metrics) == {"neg_center_err", "frames"} and best.metrics["frames"] == 6.0
     assert (tmp_path / "run" / "tb").is_dir() and any((tmp_path / "run" / "tb").iterdir())
     # Resuming finishes the remaining epochs and keeps the best-so-far bookkeeping.
     cfg2 = _cfg(epochs=4, val_every=1, best_metric="neg_center_err", ckpt_unit="epoch", ckpt_every=1)
@@ -152,7 +152,7 @@ def test_failed_validation_keeps_the_epoch_and_resume_reruns_it(tmp_path):
     latest = ck.latest_checkpoint(tmp_path / "run" / "checkpoints")
     saved = ck.load_checkpoint(latest)
     # end of epoch 2, before it closed: the resume validates it again
-    assert (saved["epoch"], saved["step"], saved["step_in_epoch"]) == (1, 6, 3)
+    assert (saved.epoch, saved.step, saved.step_in_epoch) == (1, 6, 3)
     again = _trainer(tmp_path / "run", cfg, validate=True)
     again.resume(latest)
     res = again.fit()

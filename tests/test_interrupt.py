@@ -59,8 +59,8 @@ def world(tmp_path_factory):
     ref = tmp / "ref"
     assert main(_argv(cfg, tree.root, ref)) == 0
     final = ck.load_checkpoint(ref / "checkpoints" / "final.pt")
-    assert final["step"] == TOTAL_STEPS
-    return tree.root, cfg, final["model"]
+    assert final.step == TOTAL_STEPS
+    return tree.root, cfg, final.model
 
 
 def _argv(cfg: Path, root: Path, out: Path) -> list[str]:
@@ -82,8 +82,8 @@ def _resume_and_compare(cfg: Path, root: Path, run: Path, ref: dict) -> str:
     """Continue ``run`` with the very same command; its final weights must equal ``ref``."""
     assert main(_argv(cfg, root, run)) == 0
     final = ck.load_checkpoint(run / "checkpoints" / "final.pt")
-    assert final["step"] == TOTAL_STEPS
-    _assert_same_weights(ref, final["model"])
+    assert final.step == TOTAL_STEPS
+    _assert_same_weights(ref, final.model)
     return (run / "train.log").read_text()
 
 
@@ -116,7 +116,7 @@ def test_sigkill_at_a_random_step_then_resume_gives_identical_weights(world, tmp
     latest = ck.latest_checkpoint(run / "checkpoints")
     if latest is not None:  # whatever the moment of the kill, the newest checkpoint is whole
         saved = ck.load_checkpoint(latest)
-        assert step - 1 <= saved["step"] < TOTAL_STEPS, (why, saved["step"])
+        assert step - 1 <= saved.step < TOTAL_STEPS, (why, saved.step)
     text = _resume_and_compare(cfg, root, run, ref)
     if latest is not None:
         assert f"resumed from {latest}" in text, why
@@ -162,7 +162,7 @@ def test_killed_while_writing_a_checkpoint_leaves_the_previous_one_as_latest(wor
     assert not (ckpt_dir / ck.step_checkpoint_name(n)).exists()
     latest = ck.latest_checkpoint(ckpt_dir)
     assert latest is not None and latest.name == ck.step_checkpoint_name(n - 1), n
-    assert ck.load_checkpoint(latest)["step"] == n - 1
+    assert ck.load_checkpoint(latest).step == n - 1
     text = _resume_and_compare(cfg, root, run, ref)
     assert f"resumed from {latest}" in text
     assert not partial[0].exists()  # the continued run swept the half-written file away
@@ -192,5 +192,5 @@ def test_sigterm_stops_after_the_step_with_a_checkpoint_then_resumes(world, tmp_
     assert "SIGTERM" in log.read_text()
     latest = ck.latest_checkpoint(run / "checkpoints")
     if not (run / "checkpoints" / "final.pt").exists():
-        assert latest is not None and ck.load_checkpoint(latest)["step"] >= 2
+        assert latest is not None and ck.load_checkpoint(latest).step >= 2
         _resume_and_compare(cfg, root, run, ref)

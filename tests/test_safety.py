@@ -134,10 +134,11 @@ def test_yaml_tags_in_a_checkpoint_config_are_not_run(world, capsys):
     tmp, root = world
     marker = tmp / "pwned_yaml"
     p = tmp / "tagged.pt"
-    ck.atomic_torch_save({"format": ck.FORMAT, "model": {}, "signature": "x",
+    # the first checkpoint format stored the config as YAML text
+    ck.atomic_torch_save({"format": ck.LEGACY_FORMAT, "model": {}, "signature": "x",
                           "config": f"model: !!python/object/apply:os.mkdir ['{marker}']\n"}, p)
     line = _one_error_line(capsys, main([str(a) for a in ["predict", p, "--data", root, "--out", tmp / "o"]]))
-    assert line == f"error: {p}: checkpoint holds no experiment config"
+    assert line == f"error: {p}: stored config is not valid YAML"
     line = _one_error_line(capsys, main([str(a) for a in [
         "train", tmp / "student.yaml", "--data", root, "--out", tmp / "run", "--set",
         f"distill.teacher.checkpoint={p}"]]))

@@ -117,12 +117,27 @@ def from_dict(cls: type[T], data: Any, path: str = "") -> T:
     return obj
 
 
-def to_dict(obj: Any) -> Any:
-    """A dataclass config back to plain YAML-able data (tuples become lists)."""
+def to_dict(obj: Any, drop_defaults: bool = False) -> Any:
+    """A dataclass config back to plain YAML-able data (tuples become lists). ``drop_defaults``:
+    leave out every field still at its default (what distinguishes this config)."""
     if dataclasses.is_dataclass(obj):
-        return {f.name: to_dict(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+        out = {}
+        for f in dataclasses.fields(obj):
+            value = getattr(obj, f.name)
+            if drop_defaults and _is_default(f, value):
+                continue
+            out[f.name] = to_dict(value, drop_defaults)
+        return out
     if isinstance(obj, (list, tuple)):
-        return [to_dict(v) for v in obj]
+        return [to_dict(v, drop_defaults) for v in obj]
     if isinstance(obj, dict):
-        return {k: to_dict(v) for k, v in obj.items()}
+        return {k: to_dict(v, drop_defaults) for k, v in obj.items()}
     return obj
+
+
+def _is_default(f: dataclasses.Field, value: Any) -> bool:
+    if f.default is not dataclasses.MISSING:
+        return value == f.default
+    if f.default_factory is not dataclasses.MISSING:
+        return value == f.default_factory()
+    return False

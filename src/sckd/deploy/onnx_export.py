@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+import yaml
 
 from sckd.atomic import write_bytes_atomic
 from sckd.data.dataset import RadarDataset, collate
@@ -105,7 +106,8 @@ def export_onnx(checkpoint: str | Path, out: str | Path, *, check: bool = True, 
             first = (str(e).strip().splitlines() or [""])[0][:200]
             raise SckdError(f"{checkpoint}: ONNX export failed ({type(e).__name__}: {first})") from None
     proto = program.model_proto
-    meta = {"sckd.format": ONNX_FORMAT, "sckd.config": ckpt["config"], "sckd.signature": ckpt["signature"],
+    meta = {"sckd.format": ONNX_FORMAT, "sckd.config": yaml.safe_dump(ckpt.config, sort_keys=False),
+            "sckd.signature": ckpt.signature,
             "sckd.source": checkpoint.name}
     del proto.metadata_props[:]
     for k, val in meta.items():

@@ -6,11 +6,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import yaml
 
 from sckd.deploy.network import INPUT_NAMES, ONNX_FORMAT
 from sckd.errors import SckdError
 from sckd.experiment.config import ExperimentConfig
-from sckd.experiment.predict import experiment_from_text
+from sckd.experiment.predict import experiment_from_raw
 
 
 class OnnxNetwork:
@@ -45,14 +46,17 @@ class OnnxNetwork:
         if meta.get("sckd.format") != ONNX_FORMAT:
             raise SckdError(f"{self.path}: not an ONNX model written by sckd export "
                             f"(metadata 'sckd.format' is {meta.get('sckd.format')!r}, expected {ONNX_FORMAT!r})")
-        self.config_yaml = meta["sckd.config"]
+        try:
+            self.config = yaml.safe_load(meta.get("sckd.config", ""))
+        except yaml.YAMLError:
+            raise SckdError(f"{self.path}: the config in its metadata is not valid YAML") from None
         self.signature = meta.get("sckd.signature", "")
         self.output_names = [o.name for o in self.session.get_outputs()]
 
     def experiment(self, data: str | None = None, overrides: list[str] | None = None,
                    need_root: bool = False) -> ExperimentConfig:
         """The embedded config (``data`` and ``--set`` overrides applied as for a checkpoint)."""
-        return experiment_from_text(self.config_yaml, self.path, data, overrides, need_root, "ONNX model")
+        return experiment_from_raw(self.config, self.path, data, overrides, need_root, "ONNX model")
 
     def __call__(self, points: torch.Tensor, inverse: torch.Tensor, coords: torch.Tensor) -> tuple[torch.Tensor, ...]:
         feed = {name: np.ascontiguousarray(t.detach().cpu().numpy())

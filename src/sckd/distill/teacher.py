@@ -1,7 +1,7 @@
 """Loading the frozen SCKD teacher: its own config + checkpoint, checked against the student.
 
-The checkpoint reader is passed in (the engine's ``load_checkpoint``: ``weights_only=True``),
-so this layer stays below the engine. The teacher is built on the *student's* dataset
+The checkpoint reader is passed in (``path -> (weights, experiment config dict)``, over the
+engine's weights-only ``load_checkpoint``), so this layer stays below the engine. The teacher is built on the *student's* dataset
 section (same world, same feature layout), after checking that classes, range and point
 features agree with what the teacher was trained on.
 """
@@ -12,7 +12,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import yaml
 from torch import nn
 
 from sckd.config import from_dict, load_yaml_tree, resolve_config_path, to_dict
@@ -24,7 +23,8 @@ from sckd.models.builder import build_detector
 from sckd.models.config import ModelConfig
 from sckd.models.detector import Detector
 
-CheckpointReader = Callable[[Path], dict[str, Any]]
+CheckpointReader = Callable[[Path], tuple[dict[str, Any], dict[str, Any]]]
+"""path -> (state dict, experiment config as a dict; empty when the file holds none)."""
 KEY = "distill.teacher"
 
 
@@ -36,25 +36,19 @@ def freeze(model: nn.Module) -> nn.Module:
     return model
 
 
-def _raw_config(cfg: TeacherConfig, ckpt: dict[str, Any], path: Path) -> tuple[dict[str, Any], str]:
+def _raw_config(cfg: TeacherConfig, stored: dict[str, Any], path: Path) -> tuple[dict[str, Any], str]:
     """(raw experiment dict, where it came from) for the teacher."""
-    stored = None
-    if ckpt.get("config"):
-        try:
-            stored = yaml.safe_load(ckpt["config"])
-        except yaml.YAMLError:
-            raise SckdError(f"{path}: stored config is not valid YAML") from None
     if cfg.config:
         src = resolve_config_path(cfg.config)
         raw = load_yaml_tree(src)
-        if isinstance(stored, dict) and "model" in stored and "model" in raw:
+        if "model" in stored and "model" in raw:
             a = to_dict(from_dict(ModelConfig, raw["model"], "model"))
             b = to_dict(from_dict(ModelConfig, stored["model"], "model"))
             if a != b:
                 warnings.warn("teacher config differs from the one stored in its checkpoint",
                               f"{src} vs {path}: using {src}")
         return raw, str(src)
-    if not isinstance(stored, dict):
+    if not stored:
         raise SckdError(f"{path}: checkpoint stores no config; set {KEY}.config to the teacher's experiment config")
     return stored, str(path)
 
@@ -83,8 +77,8 @@ def load_teacher(cfg: TeacherConfig, dataset: DatasetConfig, read_checkpoint: Ch
         raise SckdError(f"config key '{KEY}.checkpoint': no teacher checkpoint given "
                         f"(--set {KEY}.checkpoint=PATH/best.pt)")
     path = Path(cfg.checkpoint).expanduser()
-    ckpt = read_checkpoint(path)
-    raw, where = _raw_config(cfg, ckpt, path)
+    state, stored = read_checkpoint(path)
+    raw, where = _raw_config(cfg, stored, path)
     if "model" not in raw:
         raise SckdError(f"{where}: config key 'model' is missing (the teacher's model section)")
     if isinstance(raw.get("distill"), dict):
@@ -92,7 +86,6 @@ def load_teacher(cfg: TeacherConfig, dataset: DatasetConfig, read_checkpoint: Ch
     _check_dataset(raw, dataset, where)
     model_cfg = from_dict(ModelConfig, raw["model"], "model")
     teacher = build_detector(model_cfg, dataset)
-    state = ckpt.get("model")
     if not isinstance(state, dict):
         raise SckdError(f"{path}: checkpoint holds no model weights")
     try:

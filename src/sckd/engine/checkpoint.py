@@ -1,20 +1,12 @@
-"""Training checkpoints: atomic writes, safe loads, RNG state, model signatures.
+"""Training checkpoints: a typed :class:`Checkpoint`, atomic writes, safe loads, RNG state,
+model signatures.
 
-A checkpoint is a plain dict (loadable with ``torch.load(..., weights_only=True)``):
-
-    format          "sckd-ckpt-1"
-    model           model.state_dict()
-    optimizer       optimizer.state_dict()            (absent in exported weights)
-    scheduler       OneCycle.state_dict()
-    scaler          GradScaler.state_dict() or None
-    epoch           epoch the run is in (0-based; == epochs once training finished)
-    step            optimiser steps done in total
-    step_in_epoch   steps done inside ``epoch``
-    iters_per_epoch steps per epoch of the run that wrote it
-    best            {"metric": name, "value": float | None, "epoch": int | None}
-    rng             one entry per rank: python / numpy / torch (/ cuda) generator states
-    config          the resolved experiment config as YAML text
-    signature       model_signature(...) of the model that wrote it
+On disk a checkpoint is a plain dict of tensors and plain data (``torch.load(...,
+weights_only=True)`` reads it, no code is unpickled): ``format`` ``"sckd-ckpt-2"`` plus the
+fields of :class:`Checkpoint`, the experiment config as a nested dict. Checkpoints of the
+first format (config as YAML text, ``"sckd-ckpt-1"``) still load: their config is parsed
+and, since their signature was computed another way, their weights are checked by strict
+loading alone.
 
 Files are written to a temporary file in the target's folder, fsync'ed and renamed over the
 target, so a crash never leaves a truncated checkpoint under a final name.
@@ -22,21 +14,107 @@ target, so a crash never leaves a truncated checkpoint under a final name.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
+import json
 import random
 import re
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+import yaml
 from torch import nn
 
 from sckd.atomic import write_atomic
 from sckd.errors import SckdError
 
-FORMAT = "sckd-ckpt-1"
+FORMAT = "sckd-ckpt-2"
+LEGACY_FORMAT = "sckd-ckpt-1"
 STEP_RE = re.compile(r"^step_(\d+)\.pt$")
+
+
+@dataclass
+class BestMetric:
+    metric: str = ""
+    value: float | None = None
+    epoch: int | None = None
+
+
+@dataclass
+class Checkpoint:
+    """One saved model: weights, the experiment config it was trained with, and (for resuming)
+    the optimiser, schedule, scaler, counters and RNG states."""
+
+    model: dict[str, torch.Tensor]
+    config: dict[str, Any]
+    """The resolved experiment config as a dict (``sckd.experiment.config.experiment_of`` types it)."""
+    signature: str = ""
+    """:func:`model_signature` of the model that wrote it; "" = unknown (a first-format file)."""
+    epoch: int = 0
+    """Epoch the run is in (0-based; == epochs once training finished)."""
+    step: int = 0
+    """Optimiser steps done in total."""
+    step_in_epoch: int = 0
+    iters_per_epoch: int = 0
+    world_size: int = 1
+    optimizer: dict[str, Any] | None = None
+    scheduler: dict[str, Any] | None = None
+    scaler: dict[str, Any] | None = None
+    best: BestMetric = field(default_factory=BestMetric)
+    metrics: dict[str, float] = field(default_factory=dict)
+    rng: list[dict[str, Any]] = field(default_factory=list)
+    """One entry per rank: python / numpy / torch (/ cuda) generator states."""
+    exported_from: str = ""
+    """``distillation`` for the student handed out by a distillation run."""
+
+    @property
+    def has_training_state(self) -> bool:
+        return self.optimizer is not None and self.scheduler is not None and self.iters_per_epoch > 0
+
+    def to_file_dict(self) -> dict[str, Any]:
+        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        out["best"] = dataclasses.asdict(self.best)
+        return {"format": FORMAT, **out}
+
+    @classmethod
+    def from_file_dict(cls, data: Any, path: Path) -> Checkpoint:
+        fmt = data.get("format") if isinstance(data, dict) else None
+        if fmt not in (FORMAT, LEGACY_FORMAT):
+            newer = isinstance(fmt, str) and fmt.startswith("sckd-ckpt-")
+            raise SckdError(f"{path}: " + (f"checkpoint format {fmt!r} is newer than this sckd reads ({FORMAT!r}); "
+                                            "update sckd" if newer else f"not an sckd checkpoint (expected format {FORMAT!r})"))
+        data = dict(data)
+        data.pop("format")
+        if fmt == LEGACY_FORMAT:
+            data = _from_legacy(data, path)
+        known = {f.name for f in dataclasses.fields(cls)}
+        kwargs = {k: v for k, v in data.items() if k in known and v is not None}
+        best = kwargs.get("best") if isinstance(kwargs.get("best"), dict) else {}
+        kwargs["best"] = BestMetric(**{k: best[k] for k in ("metric", "value", "epoch") if k in best})
+        if not isinstance(kwargs.get("model"), dict):
+            raise SckdError(f"{path}: checkpoint holds no model weights")
+        if not isinstance(kwargs.get("config"), dict):
+            kwargs["config"] = {}
+        return cls(**kwargs)
+
+
+def _from_legacy(data: dict[str, Any], path: Path) -> dict[str, Any]:
+    """A first-format checkpoint's fields in today's form: config YAML text -> dict, and no
+    signature (it hashed YAML text; the weights are still checked by strict loading)."""
+    text = data.get("config") or ""
+    try:
+        config = yaml.safe_load(text) if text else {}
+    except yaml.YAMLError:
+        raise SckdError(f"{path}: stored config is not valid YAML") from None
+    return {**data, "config": config if isinstance(config, dict) else {}, "signature": ""}
+
+
+def save_checkpoint(ckpt: Checkpoint, path: str | Path) -> Path:
+    """Write ``ckpt`` to ``path`` durably (temporary file, fsync, rename)."""
+    return atomic_torch_save(ckpt.to_file_dict(), path)
 
 
 def atomic_torch_save(obj: Any, path: str | Path) -> Path:
@@ -44,13 +122,13 @@ def atomic_torch_save(obj: Any, path: str | Path) -> Path:
     return write_atomic(path, lambda f: torch.save(obj, f), "checkpoint", mkdirs=True)
 
 
-def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> Checkpoint:
     """Load a checkpoint written by :func:`save_checkpoint` (weights only: no code is unpickled)."""
     path = Path(path)
     if not path.is_file():
         raise SckdError(f"{path}: checkpoint not found")
     try:
-        ckpt = torch.load(path, map_location=map_location, weights_only=True)
+        data = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as e:  # noqa: BLE001 - any unpickling problem is a bad file for the user
         text = str(e)
         if "Weights only load failed" in text:  # torch's advice to retry unsafely is not for us
@@ -61,27 +139,37 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         first = text.splitlines()[0].split(". ")[0].rstrip(".") if text else ""
         raise SckdError(f"{path}: not a readable checkpoint (truncated, corrupt or not a torch file; "
                         f"{type(e).__name__}: {first})") from None
-    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
-        raise SckdError(f"{path}: not an sckd checkpoint (expected format {FORMAT!r})")
-    return ckpt
+    return Checkpoint.from_file_dict(data, path)
 
 
-def model_signature(model: nn.Module, model_config_yaml: str = "") -> str:
-    """A short hash of the model class, its state-dict layout (names, shapes, dtypes) and its
-    config section: two checkpoints are interchangeable exactly when their signatures match."""
+def _canonical(x: Any) -> Any:
+    """Numbers as floats (a config read from YAML says 1 where a default says 1.0)."""
+    if isinstance(x, dict):
+        return {str(k): _canonical(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_canonical(v) for v in x]
+    if isinstance(x, (int, float)) and not isinstance(x, bool):
+        return float(x)
+    return x
+
+
+def model_signature(model: nn.Module, model_config: dict[str, Any] | None = None) -> str:
+    """A short hash of the model class, its state-dict layout (names, shapes, dtypes) and the
+    config entries that fix what the weights mean: two checkpoints are interchangeable exactly
+    when their signatures match."""
     h = hashlib.sha256()
     h.update(f"{type(model).__module__}.{type(model).__qualname__}\n".encode())
     for k, v in model.state_dict().items():
         h.update(f"{k}:{tuple(v.shape)}:{v.dtype}\n".encode())
-    h.update(model_config_yaml.encode())
+    h.update(json.dumps(_canonical(model_config or {}), sort_keys=True).encode())
     return h.hexdigest()[:16]
 
 
-def check_signature(ckpt: dict[str, Any], expected: str, path: str | Path) -> None:
-    got = ckpt.get("signature")
-    if got != expected:
+def check_signature(ckpt: Checkpoint, expected: str, path: str | Path) -> None:
+    """A first-format checkpoint (no signature) passes; its weights load strictly."""
+    if ckpt.signature and ckpt.signature != expected:
         raise SckdError(f"{path}: checkpoint is from another model or model config (signature "
-                        f"{got} != {expected}); use the config it was trained with")
+                        f"{ckpt.signature} != {expected}); use the config it was trained with")
 
 
 # ---------------------------------------------------------------------------------- RNG state

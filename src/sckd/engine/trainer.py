@@ -68,17 +68,17 @@ class TrainResult:
 class Trainer:
     def __init__(self, model: nn.Module, cfg: TrainConfig, train_set: Dataset,
                  collate: Callable[[list[Any]], Any], *, run_dir: Path, env: DistEnv,
-                 validator: Validator | None = None, config_yaml: str = "", signature: str = "",
-                 on_step: Callable[["Trainer"], None] | None = None,
-                 export: Callable[[dict[str, Any]], dict[str, Any]] | None = None) -> None:
+                 validator: Validator | None = None, config: dict[str, Any] | None = None,
+                 signature: str = "", on_step: Callable[["Trainer"], None] | None = None,
+                 export: Callable[[ck.Checkpoint], ck.Checkpoint] | None = None) -> None:
         self.cfg, self.env, self.run_dir = cfg, env, Path(run_dir)
         self.model = model.to(env.device)
         if cfg.channels_last:  # the distiller forwards this to its frozen teacher too
             self.model = self.model.to(memory_format=torch.channels_last)
         self.train_set, self.collate, self.validator = train_set, collate, validator
-        self.config_yaml, self.signature, self.on_step = config_yaml, signature, on_step
+        self.config, self.signature, self.on_step = dict(config or {}), signature, on_step
         self.export = export
-        """SCKD: turns a checkpoint dict into the one handed out as best.pt / final.pt (the
+        """SCKD: turns a checkpoint into the one handed out as best.pt / final.pt (the
         student alone); periodic checkpoints keep the full state for resuming."""
         self.ckpt_dir = checkpoints_dir(self.run_dir)
         self.wrapped = wrap_for_training(self.model, env, sync_bn=cfg.sync_bn,
@@ -102,26 +102,26 @@ class Trainer:
 
     # ------------------------------------------------------------------ checkpoints
 
-    def checkpoint_dict(self) -> dict[str, Any]:
+    def checkpoint(self) -> ck.Checkpoint:
         rng = all_gather_objects(self.env, ck.capture_rng())
         s = self.state
-        return {"format": ck.FORMAT, "model": self.model.state_dict(),
-                "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
-                "scaler": self.scaler.state_dict() if self.scaler.is_enabled() else None,
-                "epoch": s.epoch, "step": s.step, "step_in_epoch": s.step_in_epoch,
-                "iters_per_epoch": self.ipe, "world_size": self.env.world_size,
-                "best": {"metric": self.cfg.best_metric, "value": s.best_value, "epoch": s.best_epoch},
-                "metrics": dict(s.last_metrics), "rng": rng, "config": self.config_yaml,
-                "signature": self.signature}
+        return ck.Checkpoint(
+            model=self.model.state_dict(), config=self.config, signature=self.signature,
+            epoch=s.epoch, step=s.step, step_in_epoch=s.step_in_epoch, iters_per_epoch=self.ipe,
+            world_size=self.env.world_size, optimizer=self.optimizer.state_dict(),
+            scheduler=self.scheduler.state_dict(),
+            scaler=self.scaler.state_dict() if self.scaler.is_enabled() else None,
+            best=ck.BestMetric(self.cfg.best_metric, s.best_value, s.best_epoch),
+            metrics=dict(s.last_metrics), rng=rng)
 
     def save(self, name: str | None = None) -> Path | None:
         """Write a checkpoint (rank 0); ``name`` None = the periodic ``step_XXXXXXXX.pt``."""
-        data = self.checkpoint_dict()  # collective (RNG gather): every rank calls it
+        data = self.checkpoint()  # collective (RNG gather): every rank calls it
         path = self.ckpt_dir / (name or ck.step_checkpoint_name(self.state.step))
         if name is not None and self.export is not None:
             data = self.export(data)
         if self.env.is_main:
-            ck.atomic_torch_save(data, path)
+            ck.save_checkpoint(data, path)
             if name is None:
                 ck.prune_checkpoints(self.ckpt_dir, self.cfg.max_ckpts)
         if name is None:
@@ -140,32 +140,29 @@ class Trainer:
         ckpt = ck.load_checkpoint(path, map_location=self.env.device)
         if self.signature:
             ck.check_signature(ckpt, self.signature, path)
-        lacking = [k for k in ("optimizer", "scheduler", "epoch", "step", "step_in_epoch", "iters_per_epoch")
-                   if ckpt.get(k) is None]
-        if lacking:  # e.g. an exported best.pt / final.pt of a distillation run
-            raise SckdError(f"{path}: holds no training state ({lacking[0]} is missing), so training cannot "
+        if not ckpt.has_training_state:  # e.g. an exported best.pt / final.pt of a distillation run
+            raise SckdError(f"{path}: holds no training state (optimiser and schedule), so training cannot "
                             "continue from it; resume from a step_*.pt checkpoint of the run")
-        if ckpt["iters_per_epoch"] != self.ipe:
-            raise SckdError(f"{path}: checkpoint has {ckpt['iters_per_epoch']} steps per epoch, this run "
+        if ckpt.iters_per_epoch != self.ipe:
+            raise SckdError(f"{path}: checkpoint has {ckpt.iters_per_epoch} steps per epoch, this run "
                             f"{self.ipe} (batch size, number of processes or training split changed); "
                             "resume with the settings it was trained with")
-        self.model.load_state_dict(ckpt["model"])
-        self.optimizer.load_state_dict(ckpt["optimizer"])
+        self.model.load_state_dict(ckpt.model)
+        self.optimizer.load_state_dict(ckpt.optimizer)
         fresh = self.scheduler.state_dict()  # the schedule this run's config asks for
-        self.scheduler.load_state_dict(ckpt["scheduler"])
-        changed = [k for k in fresh if k != "step_num" and fresh[k] != ckpt["scheduler"].get(k)]
+        self.scheduler.load_state_dict(ckpt.scheduler)
+        changed = [k for k in fresh if k != "step_num" and fresh[k] != ckpt.scheduler.get(k)]
         if changed:
             warnings.warn("resumed with a changed schedule", f"{path}: {', '.join(changed)} now from the config")
-            self.scheduler.load_state_dict({**fresh, "step_num": ckpt["scheduler"]["step_num"]})
-        if ckpt.get("scaler") and self.scaler.is_enabled():
-            self.scaler.load_state_dict(ckpt["scaler"])
-        best = ckpt.get("best") or {}
-        self.state = TrainState(epoch=int(ckpt["epoch"]), step=int(ckpt["step"]),
-                                step_in_epoch=int(ckpt["step_in_epoch"]),
-                                best_value=best.get("value") if best.get("metric") == self.cfg.best_metric else None,
-                                best_epoch=best.get("epoch") if best.get("metric") == self.cfg.best_metric else None,
-                                last_metrics=dict(ckpt.get("metrics") or {}))
-        rng = ckpt.get("rng") or []
+            self.scheduler.load_state_dict({**fresh, "step_num": ckpt.scheduler["step_num"]})
+        if ckpt.scaler and self.scaler.is_enabled():
+            self.scaler.load_state_dict(ckpt.scaler)
+        same_metric = ckpt.best.metric == self.cfg.best_metric
+        self.state = TrainState(epoch=ckpt.epoch, step=ckpt.step, step_in_epoch=ckpt.step_in_epoch,
+                                best_value=ckpt.best.value if same_metric else None,
+                                best_epoch=ckpt.best.epoch if same_metric else None,
+                                last_metrics=dict(ckpt.metrics))
+        rng = ckpt.rng
         if len(rng) != self.env.world_size:
             warnings.warn("resumed with another number of processes", f"{path}: RNG states of "
                           f"{len(rng)} process(es), this run has {self.env.world_size}")
@@ -312,7 +309,7 @@ class Trainer:
                 stopped_early = False
                 last_ckpt = self._save_unless_saved()
                 if env.is_main and self.export is not None:
-                    ck.atomic_torch_save(self.export(ck.load_checkpoint(last_ckpt)), self.ckpt_dir / "final.pt")
+                    ck.save_checkpoint(self.export(ck.load_checkpoint(last_ckpt)), self.ckpt_dir / "final.pt")
                 elif env.is_main:
                     copy_atomic(last_ckpt, self.ckpt_dir / "final.pt", "checkpoint")
         finally:

@@ -28,6 +28,7 @@ from sckd.data.augment import AugmentConfig
 from sckd.data.config import DatasetConfig
 from sckd.data.semi import PoolConfig
 from sckd.distill.config import DistillConfig
+from sckd.engine.checkpoint import Checkpoint
 from sckd.engine.config import TrainConfig
 from sckd.errors import SckdError
 from sckd.eval.config import EvalConfig
@@ -114,18 +115,20 @@ def experiment_from_yaml(text: str, where: str = "checkpoint") -> ExperimentConf
     return experiment_from_dict(raw)
 
 
-def model_yaml(exp: ExperimentConfig) -> str:
-    """The parts of a config that fix what the weights mean (for the model signature):
-    everything in ``model`` but post-processing, and the dataset's classes, range and features."""
+def model_key(exp: ExperimentConfig) -> dict[str, Any]:
+    """The parts of a config that fix what the weights mean (hashed into the model signature):
+    the ``model`` section but post-processing, and the dataset's classes, range and features.
+    Model options still at their defaults are left out, so adding an option never changes the
+    signature of the checkpoints written before it."""
     ds = exp.dataset
-    model = {k: v for k, v in to_dict(exp.model).items() if k not in ("post", "name")}
-    # Options added after checkpoints were first written are left out while at their default,
-    # so those checkpoints keep their signature (they were trained without the option).
-    for enc in model.get("encoders", {}).values():
-        if not enc.get("pillar", {}).get("bev_convs", None):
-            enc.get("pillar", {}).pop("bev_convs", None)
-    return yaml.safe_dump({"model": model, "classes": list(ds.classes),
-                           "point_cloud_range": list(ds.point_cloud_range),
-                           "radar_features": list(ds.radar.features),
-                           "lidar_features": list(ds.lidar.features) if ds.lidar else None},
-                          sort_keys=True)
+    model = {k: v for k, v in to_dict(exp.model, drop_defaults=True).items() if k not in ("post", "name")}
+    return {"model": model, "classes": list(ds.classes), "point_cloud_range": list(ds.point_cloud_range),
+            "radar_features": list(ds.radar.features),
+            "lidar_features": list(ds.lidar.features) if ds.lidar else None}
+
+
+def experiment_of(ckpt: Checkpoint, path: str | Path = "checkpoint") -> ExperimentConfig:
+    """The typed, validated experiment config a checkpoint was trained with."""
+    if not ckpt.config:
+        raise SckdError(f"{path}: checkpoint holds no experiment config")
+    return experiment_from_dict(ckpt.config)

@@ -12,7 +12,8 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
+from typing import Any
+
 from torch import nn
 
 from sckd.config import apply_overrides
@@ -23,7 +24,7 @@ from sckd.engine.distributed import DistEnv, resolve_device
 from sckd.engine.validation import run_predictions
 from sckd.errors import SckdError
 from sckd.eval.predictions import write_predictions
-from sckd.experiment.config import ExperimentConfig, experiment_from_dict, model_yaml
+from sckd.experiment.config import ExperimentConfig, experiment_from_dict, model_key
 from sckd.experiment.train import build_model
 
 log = logging.getLogger("sckd")
@@ -36,27 +37,21 @@ class PredictSummary:
     out_dir: Path
 
 
-def experiment_for_checkpoint(ckpt: dict, path: Path, data: str | None = None,
+def experiment_for_checkpoint(ckpt: ck.Checkpoint, path: Path, data: str | None = None,
                               overrides: list[str] | None = None, need_root: bool = True) -> ExperimentConfig:
     """The checkpoint's config with ``--set`` overrides and the dataset from ``data`` (see
-    :func:`resolve_dataset`: a dataset folder keeps the checkpoint's dataset config, rooted there). ``need_root``: a dataset root must
-    be known (not for work on bare point files or an export)."""
-    return experiment_from_text(ckpt.get("config") or "", path, data, overrides, need_root)
+    :func:`resolve_dataset`: a dataset folder keeps the checkpoint's dataset config, rooted there).
+    ``need_root``: a dataset root must be known (not for work on bare point files or an export)."""
+    return experiment_from_raw(ckpt.config, path, data, overrides, need_root)
 
 
-def experiment_from_text(config_yaml: str, path: Path, data: str | None = None,
-                         overrides: list[str] | None = None, need_root: bool = True,
-                         what: str = "checkpoint") -> ExperimentConfig:
-    """:func:`experiment_for_checkpoint` for a config stored as YAML text elsewhere (an ONNX
-    model's metadata); ``path`` names the file in errors."""
-    try:
-        raw = yaml.safe_load(config_yaml)
-    except yaml.YAMLError:
-        raw = None
-    if not isinstance(raw, dict):
+def experiment_from_raw(raw: Any, path: Path, data: str | None = None, overrides: list[str] | None = None,
+                        need_root: bool = True, what: str = "checkpoint") -> ExperimentConfig:
+    """:func:`experiment_for_checkpoint` for a config stored elsewhere (an ONNX model's
+    metadata); ``path`` names the file in errors."""
+    if not isinstance(raw, dict) or not raw:
         raise SckdError(f"{path}: {what} holds no experiment config")
-    raw = apply_overrides(raw, overrides or [])
-    exp = experiment_from_dict(raw)
+    exp = experiment_from_dict(apply_overrides(raw, overrides or []))
     if data:
         exp.dataset = resolve_dataset(data, base=exp.dataset)
         if not exp.dataset.root:
@@ -69,13 +64,17 @@ def experiment_from_text(config_yaml: str, path: Path, data: str | None = None,
 def load_trained_model(path: str | Path, data: str | None = None, overrides: list[str] | None = None,
                        need_root: bool = True) -> tuple[ExperimentConfig, nn.Module]:
     """The checkpoint's experiment (data and overrides applied) and its model, weights loaded
-    after the signature check."""
+    (strictly) after the signature check."""
     path = Path(path)
     ckpt = ck.load_checkpoint(path)
     exp = experiment_for_checkpoint(ckpt, path, data, overrides, need_root)
     model = build_model(exp)
-    ck.check_signature(ckpt, ck.model_signature(model, model_yaml(exp)), path)
-    model.load_state_dict(ckpt["model"])
+    ck.check_signature(ckpt, ck.model_signature(model, model_key(exp)), path)
+    try:
+        model.load_state_dict(ckpt.model)
+    except RuntimeError as e:
+        raise SckdError(f"{path}: weights do not fit the model of its config "
+                        f"({str(e).splitlines()[-1].strip() or 'state dict mismatch'})") from None
     return exp, model
 
 

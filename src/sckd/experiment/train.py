@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 from torch import nn
@@ -23,16 +24,18 @@ from sckd.engine.seeding import seed_everything, set_deterministic
 from sckd.engine.trainer import Trainer, TrainResult
 from sckd.engine.validation import DetectionValidator
 from sckd.errors import SckdError
-from sckd.experiment.config import (
-    ExperimentConfig,
-    experiment_from_yaml,
-    experiment_to_yaml,
-    model_yaml,
-)
+from sckd.config import to_dict
+from sckd.experiment.config import ExperimentConfig, experiment_to_yaml, model_key
 
 log = logging.getLogger("sckd")
 
 ModelBuilder = Callable[[ExperimentConfig], nn.Module]
+
+
+def read_teacher_checkpoint(path: Path) -> tuple[dict, dict]:
+    """(weights, experiment config dict) of a teacher checkpoint, for :func:`sckd.distill.load_teacher`."""
+    ckpt = ck.load_checkpoint(path)
+    return ckpt.model, ckpt.config
 
 
 def build_model(exp: ExperimentConfig) -> nn.Module:
@@ -42,7 +45,7 @@ def build_model(exp: ExperimentConfig) -> nn.Module:
     from sckd.models.builder import build_detector
     if exp.distill is not None:
         from sckd.distill import build_distiller
-        return build_distiller(exp.model, exp.dataset, exp.distill, ck.load_checkpoint)
+        return build_distiller(exp.model, exp.dataset, exp.distill, read_teacher_checkpoint)
     return build_detector(exp.model, exp.dataset)
 
 
@@ -57,19 +60,18 @@ def build_train_set(exp: ExperimentConfig, model: nn.Module | None = None) -> Da
                       with_lidar=with_lidar, augment=exp.augment, seed=exp.train.seed)
 
 
-def student_exporter(exp: ExperimentConfig, model: nn.Module) -> Callable[[dict], dict] | None:
-    """For a distillation run: checkpoint dict -> plain student checkpoint (what ``best.pt`` and
-    ``final.pt`` hold, loadable by eval / predict with no teacher). None otherwise."""
+def student_exporter(exp: ExperimentConfig, model: nn.Module) -> Callable[[ck.Checkpoint], ck.Checkpoint] | None:
+    """For a distillation run: checkpoint -> plain student checkpoint (what ``best.pt`` and
+    ``final.pt`` hold, loadable by eval / predict with no teacher: the student's weights under
+    the detector's key names, the config without ``distill:``, no optimiser state). None
+    otherwise."""
     if exp.distill is None:
         return None
-    from dataclasses import replace
-
-    from sckd.distill import student_checkpoint
-    config_yaml = experiment_to_yaml(replace(exp, distill=None, pool=type(exp.pool)()))
-    # signed as eval / predict will see it: rebuilt from the stored YAML (list[float] defaults
-    # written as ints come back as floats, which changes model_yaml)
-    signature = ck.model_signature(model.student, model_yaml(experiment_from_yaml(config_yaml)))
-    return lambda data: student_checkpoint(data, config_yaml=config_yaml, signature=signature)
+    from sckd.distill import student_weights
+    student_exp = replace(exp, distill=None, pool=type(exp.pool)())
+    config, signature = to_dict(student_exp), ck.model_signature(model.student, model_key(student_exp))
+    return lambda c: replace(c, model=student_weights(c.model), config=config, signature=signature,
+                             optimizer=None, scheduler=None, scaler=None, rng=[], exported_from="distillation")
 # --- end SCKD
 
 
@@ -115,7 +117,7 @@ def train_experiment(exp: ExperimentConfig, *, run_dir: Path, env: DistEnv, resu
     validator = build_validator(exp, env)
     config_yaml = experiment_to_yaml(exp)
     trainer = Trainer(model, cfg, train_set, collate, run_dir=run_dir, env=env, validator=validator,
-                      config_yaml=config_yaml, signature=ck.model_signature(model, model_yaml(exp)),
+                      config=to_dict(exp), signature=ck.model_signature(model, model_key(exp)),
                       export=student_exporter(exp, model))
     handler = None
     if env.is_main:
