@@ -50,7 +50,8 @@ class Checkpoint:
 
     model: dict[str, torch.Tensor]
     config: dict[str, Any]
-    """The resolved experiment config as a dict (``sckd.experiment.config.experiment_of`` types it)."""
+    """The resolved experiment config as a dict (the experiment layer, above this one, types it:
+    ``sckd.experiment.predict.experiment_for_checkpoint``)."""
     signature: str = ""
     """:func:`model_signature` of the model that wrote it; "" = unknown (a first-format file)."""
     epoch: int = 0

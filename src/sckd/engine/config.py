@@ -2,8 +2,8 @@
 
 Defaults follow the paper's setup (method spec, section 4): AdamW with OpenPCDet's
 ``adam_onecycle`` schedule (LR 0.01, div factor 10 -> starts at 1e-3, ends at 1e-7),
-weight decay 0.01, gradient clipping at norm 10. Shipped experiments inherit
-``configs/experiments/base_train.yaml`` and override what their recipe changes.
+weight decay 0.01, gradient clipping at norm 10. These dataclass defaults are the only place
+training defaults are stated; shipped experiments override what their recipe changes.
 
 The whole experiment (dataset + model + train + eval + augment sections) is composed in
 :mod:`sckd.experiment.config`; this module depends on nothing above ``sckd.config``.
@@ -67,7 +67,7 @@ class TrainConfig:
     """Abort after this many consecutive steps whose gradient norm is inf/NaN (steps are skipped)."""
 
     # Validation, checkpoints, logging.
-    val_every: int = 1
+    val_every: int = 5
     """Validate every N epochs (and after the last); 0 disables validation."""
     best_metric: str = "entire_area/mAP_3d"
     """Validation metric (higher is better) that selects ``best.pt``."""

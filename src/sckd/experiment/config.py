@@ -15,20 +15,11 @@ from typing import Any
 
 import yaml
 
-from sckd.config import (
-    CONFIG_ROOT,
-    apply_overrides,
-    from_dict,
-    load_yaml_tree,
-    resolve_config_path,
-    to_dict,
-)
-from sckd.config.loader import deep_merge
+from sckd.config import apply_overrides, from_dict, load_yaml_tree, resolve_config_path, to_dict
 from sckd.data.augment import AugmentConfig
 from sckd.data.config import DatasetConfig
 from sckd.data.semi import PoolConfig
 from sckd.distill.config import DistillConfig
-from sckd.engine.checkpoint import Checkpoint
 from sckd.engine.config import TrainConfig
 from sckd.errors import SckdError
 from sckd.eval.config import EvalConfig
@@ -83,15 +74,11 @@ def experiment_from_dict(raw: dict[str, Any], name: str = "") -> ExperimentConfi
     return exp
 
 
-TRAIN_DEFAULTS = CONFIG_ROOT / "experiments" / "base_train.yaml"
-"""Training defaults layered under every experiment (its own keys and ``base:`` parents win)."""
-
-
 def load_experiment(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> ExperimentConfig:
-    """Read an experiment YAML (with ``base:`` parents) over the shipped training defaults
-    (``experiments/base_train.yaml``), apply ``a.b=c`` overrides, validate."""
+    """Read an experiment YAML (with ``base:`` parents), apply ``a.b=c`` overrides, validate
+    (sections and keys it leaves out take the dataclasses' defaults)."""
     p = Path(path) if Path(path).is_file() else resolve_config_path(path)
-    raw = deep_merge(load_yaml_tree(TRAIN_DEFAULTS), load_yaml_tree(p))
+    raw = load_yaml_tree(p)
     raw = apply_overrides(raw, list(overrides))
     for section in ("dataset", "model"):
         if section not in raw:
@@ -126,9 +113,3 @@ def model_key(exp: ExperimentConfig) -> dict[str, Any]:
             "radar_features": list(ds.radar.features),
             "lidar_features": list(ds.lidar.features) if ds.lidar else None}
 
-
-def experiment_of(ckpt: Checkpoint, path: str | Path = "checkpoint") -> ExperimentConfig:
-    """The typed, validated experiment config a checkpoint was trained with."""
-    if not ckpt.config:
-        raise SckdError(f"{path}: checkpoint holds no experiment config")
-    return experiment_from_dict(ckpt.config)

@@ -34,11 +34,12 @@ class CalibConfig:
     """Camera projection, 12 numbers row-major (3x4)."""
     cam_from_radar: list[float]
     """Radar -> camera transform, 12 numbers row-major (3x4), the real VoD matrix."""
+    lidar_rpy_deg: list[float]
+    """LiDAR mounting roll, pitch, yaw relative to the radar frame (degrees); no default: a
+    world states its rig (``synth/default.yaml``)."""
     image_size: list[int] = field(default_factory=lambda: [1936, 1216])
     lidar_offset: list[float] = field(default_factory=lambda: [-2.5, 0.0, 1.2])
     """LiDAR origin in the radar frame (metres)."""
-    lidar_rpy_deg: list[float] = field(default_factory=lambda: [0.0, 0.0, 0.0])
-    """LiDAR mounting roll, pitch, yaw relative to the radar frame (degrees)."""
     radar_height: float = 0.75
     """Radar origin above the ground (metres)."""
 
