@@ -50,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
 def _plot(cfg, frame_id: str, out: str) -> None:
     from sckd.data.dataset import RadarDataset
     from sckd.data.layout import DatasetLayout
-    from sckd.data.plot import plot_frame_bev
+    from sckd.report.bev import plot_frame_bev
 
     layout = DatasetLayout(cfg)
     label = layout.label_file(frame_id)

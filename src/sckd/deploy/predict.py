@@ -34,7 +34,6 @@ from torch import nn
 from sckd.atomic import write_text_atomic
 from sckd.data.calib import Calib
 from sckd.data.dataset import RadarDataset, collate
-from sckd.data.plot import plot_frame_bev
 from sckd.data.points import read_points
 from sckd.data.resolve import resolve_dataset
 from sckd.data.types import Detections, Frame
@@ -46,6 +45,7 @@ from sckd.eval.predictions import write_predictions
 from sckd.experiment.config import ExperimentConfig
 from sckd.experiment.predict import load_trained_model
 from sckd.experiment.train import build_model
+from sckd.report.bev import plot_frame_bev
 
 POINT_SUFFIXES = (".bin", ".npy")
 

@@ -12,7 +12,8 @@ import numpy as np
 from sckd.data.config import DatasetConfig
 from sckd.data.dataset import RadarDataset
 from sckd.data.labels import read_labels
-from sckd.report.plots import BoxSet, pick_frames, plot_bev_panels
+from sckd.report.bev import BoxSet, plot_bev_panels
+from sckd.report.plots import pick_frames
 
 
 @dataclass
