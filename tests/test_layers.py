@@ -92,3 +92,13 @@ def test_no_import_cycles():
 def test_no_source_file_over_400_lines():
     long = {str(p.relative_to(SRC)): n for p in SRC.rglob("*.py") if (n := len(p.read_text().splitlines())) > 400}
     assert not long, long
+
+
+def test_no_private_name_crosses_a_module():
+    found = []
+    for name, path in _modules().items():
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("sckd") or (
+                    isinstance(node, ast.ImportFrom) and node.level):
+                found += [f"{name}: {a.name}" for a in node.names if a.name.startswith("_") and a.name != "__future__"]
+    assert not found, found

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import argparse
 
-from sckd.cli.train import _positive_int
+from sckd.cli.train import positive_int
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -33,7 +33,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="override the stored config, e.g. --set model.post.score_threshold=0.05")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto",
                    help="PyTorch device (an .onnx model runs on the CPU)")
-    p.add_argument("--threads", type=_positive_int, help="ONNX Runtime threads (default: all cores)")
+    p.add_argument("--threads", type=positive_int, help="ONNX Runtime threads (default: all cores)")
     p.set_defaults(func=run)
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 import math
 
-from sckd.cli.train import _non_negative_int, _positive_int
+from sckd.cli.train import non_negative_int, positive_int
 
 DEFAULT_SIGMAS = "0.05,0.1,0.15,0.2,0.25,0.3,0.4,0.5"
 
@@ -28,9 +28,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--split", default="train", help="a labeled split (default: train)")
     p.add_argument("--sigmas", type=_sigmas, default=_sigmas(DEFAULT_SIGMAS), metavar="S1,S2,...",
                    help=f"score thresholds to try (default: {DEFAULT_SIGMAS})")
-    p.add_argument("--every", type=_positive_int, default=1, metavar="N", help="use every N-th frame")
+    p.add_argument("--every", type=positive_int, default=1, metavar="N", help="use every N-th frame")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
-    p.add_argument("--workers", type=_non_negative_int, default=0)
+    p.add_argument("--workers", type=non_negative_int, default=0)
     p.set_defaults(func=run)
 
 

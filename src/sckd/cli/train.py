@@ -19,7 +19,7 @@ from pathlib import Path
 from sckd.errors import SckdError
 
 
-def _positive_int(text: str) -> int:
+def positive_int(text: str) -> int:
     try:
         v = int(text)
     except ValueError:
@@ -29,7 +29,7 @@ def _positive_int(text: str) -> int:
     return v
 
 
-def _non_negative_int(text: str) -> int:
+def non_negative_int(text: str) -> int:
     try:
         v = int(text)
     except ValueError:
@@ -52,11 +52,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
                    help="override a config value, e.g. --set train.lr=0.003 (repeatable)")
     p.add_argument("--data", metavar="ROOT", help="dataset root (sets dataset.root)")
-    p.add_argument("--epochs", type=_positive_int, help="sets train.epochs")
-    p.add_argument("--batch-size", type=_positive_int, help="frames per step per process (train.batch_size)")
-    p.add_argument("--workers", type=_non_negative_int, help="data-loading workers (train.workers)")
+    p.add_argument("--epochs", type=positive_int, help="sets train.epochs")
+    p.add_argument("--batch-size", type=positive_int, help="frames per step per process (train.batch_size)")
+    p.add_argument("--workers", type=non_negative_int, help="data-loading workers (train.workers)")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], help="sets train.device")
-    p.add_argument("--max-steps", type=_positive_int, help="stop after N steps (train.max_steps), "
+    p.add_argument("--max-steps", type=positive_int, help="stop after N steps (train.max_steps), "
                    "with a checkpoint to continue from")
     p.add_argument("--no-progress", action="store_true", help="no progress bar (log lines only)")
     p.set_defaults(func=run)

@@ -25,7 +25,7 @@ import numpy as np
 
 from sckd.errors import SckdError
 from sckd.eval.rotated_f32 import intersection_f32
-from sckd.ops.iou_numba import _clip_area, _corners
+from sckd.ops.iou_numba import bev_corners_into, clip_area
 
 
 @numba.njit(cache=True)
@@ -38,7 +38,7 @@ def _bev_corners(boxes):
     for i in range(k):
         tmp[0], tmp[1] = boxes[i, 0], boxes[i, 2]
         tmp[3], tmp[4], tmp[6] = boxes[i, 3], boxes[i, 5], -boxes[i, 6]
-        _corners(tmp, out[i])
+        bev_corners_into(tmp, out[i])
         rad[i] = math.sqrt(boxes[i, 3] ** 2 + boxes[i, 5] ** 2) / 2.0
     return out, rad
 
@@ -90,7 +90,7 @@ def frame_overlaps(gt_bbox, gt_box, dt_bbox, dt_box, g5, d5, gt_off, dt_off, off
                         ovbev[k] = np.float32(inter / (a_sum - inter))
                     inter = np.float64(np.float32(inter))  # the 3D path stores it as float32
                 else:
-                    inter = _clip_area(dc[j], gc[i], buf_in, buf_out)
+                    inter = clip_area(dc[j], gc[i], buf_in, buf_out)
                     union = dt_box[j, 3] * dt_box[j, 5] + gt_box[i, 3] * gt_box[i, 5] - inter
                     if union > 0:
                         ovbev[k] = np.float32(inter / union)

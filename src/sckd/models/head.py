@@ -13,7 +13,7 @@ from torch import Tensor, nn
 from sckd.models.anchors import AnchorGenerator
 from sckd.models.config import HeadConfig
 from sckd.models.losses import sigmoid_focal_loss, smooth_l1
-from sckd.models.target_assigner import TargetAssigner, _limit_period
+from sckd.models.target_assigner import TargetAssigner, limit_period
 from sckd.ops.box_coder import CODE_SIZE, add_sin_difference, decode_boxes
 
 
@@ -113,9 +113,9 @@ class AnchorHead(nn.Module):
         dirs = out.flat_dir()
         if dirs is not None:
             period = 2 * math.pi / self.cfg.num_dir_bins
-            rot = _limit_period(boxes[..., 6] - self.cfg.dir_offset, self.cfg.dir_limit_offset, period)
+            rot = limit_period(boxes[..., 6] - self.cfg.dir_offset, self.cfg.dir_limit_offset, period)
             heading = rot + self.cfg.dir_offset + period * dirs.argmax(dim=-1).to(boxes.dtype)
             boxes = torch.cat([boxes[..., :6], heading[..., None]], dim=-1)
-        heading = _limit_period(boxes[..., 6], 0.5, 2 * math.pi)
+        heading = limit_period(boxes[..., 6], 0.5, 2 * math.pi)
         boxes = torch.cat([boxes[..., :6], heading[..., None]], dim=-1)
         return boxes, torch.sigmoid(out.flat_cls().float())

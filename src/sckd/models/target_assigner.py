@@ -30,7 +30,7 @@ class Targets:
     """(B, N) int64 direction bin of the matched GT heading; 0 where not positive."""
 
 
-def _limit_period(x: Tensor, offset: float, period: float) -> Tensor:
+def limit_period(x: Tensor, offset: float, period: float) -> Tensor:
     return x - torch.floor(x / period + offset) * period
 
 
@@ -38,7 +38,7 @@ def nearest_bev_iou(a: Tensor, b: Tensor) -> Tensor:
     """(N, 7), (M, 7) -> (N, M) axis-aligned BEV IoU after snapping each heading to the nearest
     axis (a box closer to 90 degrees swaps length and width)."""
     def aligned(boxes: Tensor) -> Tensor:
-        swap = _limit_period(boxes[:, 6], 0.5, math.pi).abs() > math.pi / 4
+        swap = limit_period(boxes[:, 6], 0.5, math.pi).abs() > math.pi / 4
         half = torch.where(swap[:, None], boxes[:, [4, 3]], boxes[:, [3, 4]]) / 2
         return torch.cat([boxes[:, :2] - half, boxes[:, :2] + half], dim=1)
     ra, rb = aligned(a), aligned(b)
@@ -65,7 +65,7 @@ class TargetAssigner:
 
     def dir_bins(self, heading: Tensor) -> Tensor:
         period = 2 * math.pi / self.cfg.num_dir_bins
-        rot = _limit_period(heading - self.cfg.dir_offset, 0.0, 2 * math.pi)
+        rot = limit_period(heading - self.cfg.dir_offset, 0.0, 2 * math.pi)
         return torch.floor(rot / period).long().clamp(0, self.cfg.num_dir_bins - 1)
 
     @torch.no_grad()

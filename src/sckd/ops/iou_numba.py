@@ -15,7 +15,7 @@ import numpy as np
 
 
 @numba.njit(cache=True, inline="always")
-def _corners(box, out):
+def bev_corners_into(box, out):
     """Counter-clockwise BEV corners of one box into ``out`` (4, 2)."""
     c, s = math.cos(box[6]), math.sin(box[6])
     hl, hw = box[3] / 2.0, box[4] / 2.0
@@ -28,7 +28,7 @@ def _corners(box, out):
 
 
 @numba.njit(cache=True)
-def _clip_area(pa, pb, buf_in, buf_out):
+def clip_area(pa, pb, buf_in, buf_out):
     """Area of convex quad ``pa`` (4, 2) clipped by convex CCW quad ``pb`` (4, 2)."""
     n = 4
     for k in range(4):
@@ -70,9 +70,9 @@ def bev_overlap_matrix(a, b, mode):
     ca = np.empty((n, 4, 2))
     cb = np.empty((m, 4, 2))
     for i in range(n):
-        _corners(a[i], ca[i])
+        bev_corners_into(a[i], ca[i])
     for j in range(m):
-        _corners(b[j], cb[j])
+        bev_corners_into(b[j], cb[j])
     rb = np.empty(m)
     for j in range(m):
         rb[j] = math.sqrt(b[j, 3] ** 2 + b[j, 4] ** 2) / 2.0
@@ -91,7 +91,7 @@ def bev_overlap_matrix(a, b, mode):
                 dz = top - bottom
                 if dz <= 0:
                     continue
-            out[i, j] = _clip_area(ca[i], cb[j], buf_in, buf_out) * dz
+            out[i, j] = clip_area(ca[i], cb[j], buf_in, buf_out) * dz
     return out
 
 

@@ -20,7 +20,7 @@ import numba
 import numpy as np
 import torch
 
-from sckd.ops.iou_numba import _clip_area, _corners
+from sckd.ops.iou_numba import bev_corners_into, clip_area
 from sckd.ops.iou_torch import iou_bev_torch
 
 
@@ -35,7 +35,7 @@ def _greedy_nms(boxes, order, labels, thresholds, max_out):
     buf_in = np.empty((16, 2))
     buf_out = np.empty((16, 2))
     for i in range(n):
-        _corners(boxes[i], corners[i])
+        bev_corners_into(boxes[i], corners[i])
         radius[i] = math.sqrt(boxes[i, 3] ** 2 + boxes[i, 4] ** 2) / 2.0
         area[i] = boxes[i, 3] * boxes[i, 4]
     for oi in range(n):
@@ -49,7 +49,7 @@ def _greedy_nms(boxes, order, labels, thresholds, max_out):
             dx, dy, r = boxes[i, 0] - boxes[j, 0], boxes[i, 1] - boxes[j, 1], radius[i] + radius[j]
             if dx * dx + dy * dy >= r * r:
                 continue
-            inter = _clip_area(corners[i], corners[j], buf_in, buf_out)
+            inter = clip_area(corners[i], corners[j], buf_in, buf_out)
             union = area[i] + area[j] - inter
             if union > 0 and inter / union > thr:
                 keep = False

@@ -21,7 +21,7 @@ import torch
 from torch import Tensor
 
 
-def _triple(v: int | tuple[int, ...] | list[int]) -> tuple[int, int, int]:
+def triple(v: int | tuple[int, ...] | list[int]) -> tuple[int, int, int]:
     t = (v, v, v) if isinstance(v, int) else tuple(v)
     if len(t) != 3:
         raise ValueError(f"expected an int or 3 values, got {v!r}")
@@ -99,7 +99,7 @@ def subm_rulebook(indices: Tensor, shape: tuple[int, int, int], kernel_size) -> 
     with no bounds checks (a neighbour in the padding never matches a site). Only half of the
     offsets are searched: offset ``k`` pairs (i -> o) are offset ``K - 1 - k`` pairs (o -> i).
     """
-    kernel = _triple(kernel_size)
+    kernel = triple(kernel_size)
     if any(k % 2 == 0 for k in kernel):
         raise ValueError(f"submanifold convolution needs odd kernel sizes, got {kernel}")
     dev = indices.device
@@ -126,7 +126,7 @@ def subm_rulebook(indices: Tensor, shape: tuple[int, int, int], kernel_size) -> 
 
 
 def conv_output_shape(shape, kernel_size, stride, padding) -> tuple[int, int, int]:
-    k, s, p = _triple(kernel_size), _triple(stride), _triple(padding)
+    k, s, p = triple(kernel_size), triple(stride), triple(padding)
     return tuple((shape[i] + 2 * p[i] - k[i]) // s[i] + 1 for i in range(3))  # type: ignore[return-value]
 
 
@@ -137,7 +137,7 @@ def conv_rulebook(indices: Tensor, shape: tuple[int, int, int], kernel_size, str
     Input ``c`` feeds output ``o`` through kernel position ``k`` when ``o * s - p + k = c``
     (dense conv3d indexing), solved per axis; output sites are sorted by their linear key.
     """
-    kernel, s, p = _triple(kernel_size), _triple(stride), _triple(padding)
+    kernel, s, p = triple(kernel_size), triple(stride), triple(padding)
     out_shape = conv_output_shape(shape, kernel, s, p)
     dev = indices.device
     n, n_k = indices.shape[0], kernel[0] * kernel[1] * kernel[2]

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field, replace
 import torch
 from torch import Tensor, nn
 
-from sckd.ops.rulebook import Rulebook, _triple, conv_rulebook, subm_rulebook
+from sckd.ops.rulebook import Rulebook, triple, conv_rulebook, subm_rulebook
 
 
 @dataclass
@@ -135,7 +135,7 @@ class _SparseConvBase(nn.Module):
     def __init__(self, in_channels: int, out_channels: int, kernel_size, bias: bool) -> None:
         super().__init__()
         self.in_channels, self.out_channels = in_channels, out_channels
-        self.kernel_size = _triple(kernel_size)
+        self.kernel_size = triple(kernel_size)
         self.weight = nn.Parameter(torch.empty(out_channels, *self.kernel_size, in_channels))
         self.bias = nn.Parameter(torch.empty(out_channels)) if bias else None
         self.reset_parameters()
@@ -180,7 +180,7 @@ class SparseConv3d(_SparseConvBase):
     def __init__(self, in_channels: int, out_channels: int, kernel_size=3, stride=1, padding=0,
                  bias: bool = False) -> None:
         super().__init__(in_channels, out_channels, kernel_size, bias)
-        self.stride, self.padding = _triple(stride), _triple(padding)
+        self.stride, self.padding = triple(stride), triple(padding)
 
     def forward(self, x: SparseTensor) -> SparseTensor:
         rb, indices, shape = conv_rulebook(x.indices, x.spatial_shape, self.kernel_size,
