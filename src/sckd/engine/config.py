@@ -25,7 +25,9 @@ class TrainConfig:
     """Split validated on every ``val_every`` epochs."""
     epochs: int = 80
     batch_size: int = 4
-    """Frames per step **per process**; under ``torchrun`` the global batch is this x world size."""
+    """Frames per step **per process**; under ``torchrun`` the global batch is this x world size.
+    BatchNorm statistics are per process unless ``sync_bn`` applies (CUDA only), so on CPU / gloo
+    N processes of B frames are not the same as one process of N x B."""
     workers: int = 4
     """DataLoader worker processes per training process (0 = load in the main process)."""
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Callable, Iterator, Sized
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -20,7 +21,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from sckd.engine.distributed import DistEnv
-from sckd.errors import SckdError
+from sckd.errors import SckdError, warnings
 
 _MIX = 0x9E3779B97F4A7C15  # golden-ratio constant: spreads (seed, epoch) pairs over 64 bits
 
@@ -61,11 +62,13 @@ def iters_per_epoch(n: int, batch_size: int, world_size: int, drop_last: bool) -
     return per_rank // batch_size if drop_last else math.ceil(per_rank / batch_size)
 
 
-def _seed_worker(worker_id: int) -> None:
-    """Seed a worker's global generators from the loader's per-epoch seed (torch does torch's)."""
+def _init_worker(warning_channel: Any, worker_id: int) -> None:
+    """Seed a worker's global generators from the loader's per-epoch seed (torch does torch's)
+    and send its warnings to the main process, where the run's summary counts them."""
     s = torch.initial_seed() % 2**32
     np.random.seed(s)
     random.seed(s)
+    warnings.send_to(warning_channel)
 
 
 def make_loader(dataset: Dataset, collate: Callable[[list[Any]], Any], *, batch_size: int,
@@ -84,5 +87,5 @@ def make_loader(dataset: Dataset, collate: Callable[[list[Any]], Any], *, batch_
     gen = torch.Generator().manual_seed(epoch_seed(seed + 7919 * env.rank, epoch))
     return DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=workers,
                       collate_fn=collate, drop_last=drop_last, generator=gen,
-                      worker_init_fn=_seed_worker if workers > 0 else None,
+                      worker_init_fn=partial(_init_worker, warnings.channel()) if workers > 0 else None,
                       pin_memory=env.device.type == "cuda", persistent_workers=False)

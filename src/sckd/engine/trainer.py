@@ -223,6 +223,7 @@ class Trainer:
 
     def _end_of_epoch(self, monitor: Monitor) -> None:
         s, cfg = self.state, self.cfg
+        warnings.collect()  # what the epoch's loader workers warned about
         metrics = None
         if self._validate_due(s.epoch + 1):
             t0 = time.perf_counter()

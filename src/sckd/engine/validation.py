@@ -19,6 +19,7 @@ from torch.utils.data import Dataset
 from sckd.data.types import Detections
 from sckd.engine.distributed import DistEnv, all_gather_objects, broadcast_object
 from sckd.engine.loader import make_loader
+from sckd.errors import warnings
 
 EvaluateFn = Callable[[list[str], list[Detections]], dict[str, float]]
 
@@ -47,6 +48,7 @@ def run_predictions(model: nn.Module, dataset: Dataset, collate: Callable[[list[
                             for d in out)
     finally:
         model.train(was_training)
+        warnings.collect()
     return ids, dets
 
 

@@ -23,7 +23,7 @@ from sckd.engine.rundir import checkpoints_dir, prepare_run_dir
 from sckd.engine.seeding import seed_everything, set_deterministic
 from sckd.engine.trainer import Trainer, TrainResult
 from sckd.engine.validation import DetectionValidator
-from sckd.errors import SckdError
+from sckd.errors import SckdError, warnings
 from sckd.config import to_dict
 from sckd.experiment.config import ExperimentConfig, experiment_to_yaml, model_key
 
@@ -105,6 +105,7 @@ def train_experiment(exp: ExperimentConfig, *, run_dir: Path, env: DistEnv, resu
                      model_builder: ModelBuilder = build_model) -> TrainResult:
     """Train (or continue) ``exp`` in ``run_dir``; every rank calls this with the same arguments."""
     cfg = exp.train
+    warnings.reset()  # this run's warnings, counted in the summary at its end
     set_deterministic(cfg.deterministic)
     if env.is_main:
         run_dir = prepare_run_dir(run_dir)
@@ -136,6 +137,8 @@ def train_experiment(exp: ExperimentConfig, *, run_dir: Path, env: DistEnv, resu
                     if result.state.best_value is not None else "no validation yet")
             log.info("done: step %d, %d epoch(s) complete, %.1f frames/s, %s", result.state.step,
                      result.state.epoch, result.frames_per_s, best)
+            for line in warnings.summary():
+                log.warning("warning in this run: %s", line)
         return result
     finally:
         if handler is not None:
