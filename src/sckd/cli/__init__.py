@@ -14,7 +14,7 @@ import sys
 from sckd.errors import SckdError
 
 # Sub-command modules, in help order. Each defines register(subparsers).
-COMMANDS = ["info", "synth", "train", "eval", "predict", "export", "pseudo", "demo", "reproduce"]
+COMMANDS = ["info", "synth", "train", "eval", "predict", "export", "pseudo", "probe", "demo", "reproduce"]
 
 
 def build_parser() -> argparse.ArgumentParser:
