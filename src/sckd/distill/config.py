@@ -58,12 +58,28 @@ class GtConfig:
 
 
 @dataclass
+class RegionConfig:
+    """Which BEV cells the feature MSE weighs [options beyond the paper, as RadarDistill]."""
+
+    mode: Literal["all", "foreground", "occupied"] = "all"
+    """``all``: every cell alike (the paper). ``foreground``: cells inside the teacher's
+    pseudo-label boxes weigh 1, the rest ``background_weight``. ``occupied``: cells where the
+    teacher map is non-zero (where its sensors saw points) weigh 1, the rest ``background_weight``."""
+    background_weight: float = 0.1
+
+
+@dataclass
 class DistillConfig:
     teacher: TeacherConfig = field(default_factory=TeacherConfig)
     adapter_kernel: int = 1
     """Kernel of the single-conv adapters (1 or 3) [inferred: 1]."""
     reduction: Literal["sum_per_sample", "mean"] = "sum_per_sample"
     """Feature MSE: sum over C x H x W divided by the batch size [inferred], or the plain mean."""
+    feature_norm: Literal["none", "channel"] = "none"
+    """``channel``: standardise every channel of the adapted student map and of the teacher map
+    over H x W (per sample) before the MSE, so channels of large magnitude do not dominate
+    [option beyond the paper, as PKD's normalised feature imitation]."""
+    region: RegionConfig = field(default_factory=RegionConfig)
     lrfd: FeatureLossConfig = field(default_factory=FeatureLossConfig)
     frfd: FrfdConfig = field(default_factory=FrfdConfig)
     ssod: SsodConfig = field(default_factory=SsodConfig)
@@ -77,6 +93,9 @@ class DistillConfig:
         if not sigmas or not all(0.0 <= s < 1.0 for s in sigmas):
             raise SckdError(f"config key '{p}.ssod.sigma': must be in [0, 1) (one value or one per class), "
                             f"got {self.ssod.sigma}")
+        if not 0.0 <= self.region.background_weight <= 1.0:
+            raise SckdError(f"config key '{p}.region.background_weight': must be in [0, 1], "
+                            f"got {self.region.background_weight}")
         for key in ("lrfd", "frfd", "ssod", "gt"):
             if getattr(self, key).weight < 0:
                 raise SckdError(f"config key '{p}.{key}.weight': must be >= 0")

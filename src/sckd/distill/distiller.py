@@ -29,6 +29,7 @@ from sckd.distill.adapters import FusedAdapters, conv_adapter
 from sckd.distill.config import DistillConfig
 from sckd.distill.losses import feature_mse
 from sckd.distill.pseudo_labels import PseudoLabels, teacher_pseudo_labels
+from sckd.distill.regions import box_cell_mask, cell_weights, occupied_mask
 from sckd.distill.teacher import bev_shape, freeze, fused_layout, lidar_branch
 from sckd.errors import SckdError
 from sckd.models.detector import Detector
@@ -60,6 +61,7 @@ class Distiller(nn.Module):
                             f"{len(student.class_names)} classes {list(student.class_names)}")
         self.cfg = cfg
         self.student = student
+        self.pc_range = list(next(iter(student.encoders.values())).pc_range)
         object.__setattr__(self, "teacher", freeze(teacher))  # not a submodule (see module doc)
         self.teacher_lidar = lidar_branch(teacher)
         self.layout = fused_layout(teacher)
@@ -93,7 +95,7 @@ class Distiller(nn.Module):
         branches = t.encode_branches(batch)
         fused = t.fusion(branches)
         pseudo = None
-        if self.cfg.ssod.enabled:
+        if self.cfg.ssod.enabled or self.cfg.region.mode == "foreground":
             pseudo = teacher_pseudo_labels(t, t.head_forward(fused), self.cfg.ssod.sigma)
         return TeacherMaps({n: m.detach() for n, m in branches.items()}, fused.detach(), pseudo)
 
@@ -104,15 +106,17 @@ class Distiller(nn.Module):
         terms: dict[str, Tensor] = {}
         total = f_s.new_zeros((), dtype=torch.float32)
         if cfg.lrfd.enabled:
-            terms["loss_lrfd"] = feature_mse(self.lrfd_adapter(f_s), tm.branches[self.teacher_lidar],
-                                             cfg.reduction)
+            target = tm.branches[self.teacher_lidar]
+            terms["loss_lrfd"] = feature_mse(self.lrfd_adapter(f_s), target, cfg.reduction,
+                                             norm=cfg.feature_norm, weight=self.region_weights(tm, target))
             total = total + cfg.lrfd.weight * terms["loss_lrfd"]
         if cfg.frfd.enabled:
-            terms["loss_frfd"] = feature_mse(self.frfd_adapters(f_s), tm.fused, cfg.reduction)
+            terms["loss_frfd"] = feature_mse(self.frfd_adapters(f_s), tm.fused, cfg.reduction,
+                                             norm=cfg.feature_norm, weight=self.region_weights(tm, tm.fused))
             total = total + cfg.frfd.weight * terms["loss_frfd"]
         if cfg.ssod.enabled or cfg.gt.enabled:
             out = self.student.head_forward(f_s)
-            if tm.pseudo is not None:
+            if cfg.ssod.enabled and tm.pseudo is not None:
                 ssod = self.student.loss(out, tm.pseudo.boxes, tm.pseudo.labels)
                 terms.update({"loss_ssod": ssod["loss"], "loss_ssod_cls": ssod["loss_cls"],
                               "loss_ssod_box": ssod["loss_box"]})
@@ -124,6 +128,16 @@ class Distiller(nn.Module):
                 total = total + cfg.gt.weight * gt["loss"]
         terms["loss"] = total
         return terms
+
+    def region_weights(self, tm: TeacherMaps, target: Tensor) -> Tensor | None:
+        """Cell weights of the feature MSE against ``target`` (``distill.region``; None: all alike)."""
+        r = self.cfg.region
+        if r.mode == "all":
+            return None
+        if r.mode == "occupied":
+            return cell_weights(occupied_mask(target), r.background_weight)
+        h, w = target.shape[-2:]
+        return cell_weights(box_cell_mask(tm.pseudo.boxes, self.pc_range, h, w), r.background_weight)
 
     def forward(self, batch: Batch) -> dict[str, Tensor]:
         return self.training_step(batch)
