@@ -397,3 +397,25 @@ def test_reproduce_study_repeats_by_split_on_astyx_and_by_seed_on_synth(tmp_path
     (vod / "radar" / "training").mkdir(parents=True)
     with pytest.raises(SckdError, match="runs on astyx or synth data"):
         Reproduction(tmp_path / "o3", "study", str(vod))
+
+
+@pytest.mark.parametrize("family", ["astyx", "synth"])
+def test_candidate_rows_change_one_setting_of_the_full_student(family):
+    """`sckd reproduce candidates`: every row loads on both families and differs from (i) only in
+    the distill settings its overrides name."""
+    from sckd.config import to_dict
+    from sckd.experiment.config import load_experiment
+    from sckd.workflows.reproduce import load_table
+
+    spec = load_table("candidates")
+    jobs = {j.key: j for j in spec.jobs}
+    base = to_dict(load_experiment(f"experiments/{family}/{jobs['i'].experiment}"))
+    for key, j in jobs.items():
+        if not key.startswith("i_"):
+            continue
+        exp = to_dict(load_experiment(f"experiments/{family}/{j.experiment}", j.overrides))
+        changed = {k for k in base["distill"] if base["distill"][k] != exp["distill"][k]}
+        named = {o.split("=")[0].split(".")[1] for o in j.overrides}
+        assert changed == named, (key, changed)
+        assert {k: v for k, v in exp.items() if k != "distill"} == {k: v for k, v in base.items() if k != "distill"}
+    assert all(a.startswith("i") and b == "b" for a, b in spec.gains)
