@@ -289,3 +289,35 @@ def test_degenerate_predictions_overlap_nothing(mode):
     res = evaluate([gt], [pred], EvalConfig(iou_mode=mode))
     assert np.isfinite(ap(res))
     assert ap(res) == 0.0
+
+
+def _label_line(o):
+    h, w, l = o["hwl"]
+    s = "" if o["score"] is None else f" {o['score']}"
+    return (f"{o['name']} 0 {o['occ']} {o['alpha']} {' '.join(str(v) for v in o['bbox'])} {h} {w} {l} "
+            f"{o['x']} {o['y']} {o['z']} {o['ry']}{s}\n")
+
+
+def test_dontcare_regions_spare_2d_false_positives_only(tmp_path):
+    """A KITTI DontCare line (a 2D region, sizes -1) in the GT files: an unmatched detection whose
+    2D box lies on it is not a 2D / AOS false positive; in 3D and BEV it still is."""
+    from sckd.eval import evaluate_label_dirs
+
+    far = obj(x=200.0, z=30.0, score=0.95)  # no GT anywhere near it in 3D
+    far["bbox"] = [700.0, 300.0, 760.0, 380.0]
+    dontcare = "DontCare -1 -1 -10 690.0 290.0 770.0 390.0 -1 -1 -1 -1000 -1000 -1000 -10\n"
+    for d in ("plain", "dc", "pred"):
+        (tmp_path / d).mkdir()
+    gt_text = "".join(_label_line(o) for o in cars(41, score=None))
+    (tmp_path / "plain" / "000.txt").write_text(gt_text)
+    (tmp_path / "dc" / "000.txt").write_text(gt_text + dontcare)
+    (tmp_path / "pred" / "000.txt").write_text("".join(_label_line(o) for o in [*cars(41, score=0.9), far]))
+    plain = evaluate_label_dirs(tmp_path / "plain", tmp_path / "pred")
+    spared = evaluate_label_dirs(tmp_path / "dc", tmp_path / "pred")
+    # the false positive ranks first: precision 41/42 at every recall without the DontCare
+    for kind in ("2d", "aos"):
+        assert ap(plain, kind=kind, r40=True) == pytest.approx(100 * 41 / 42, abs=1e-6)
+        assert ap(spared, kind=kind, r40=True) == pytest.approx(100.0, abs=1e-6)
+    for kind in ("3d", "bev"):
+        assert ap(spared, kind=kind, r40=True) == pytest.approx(100 * 41 / 42, abs=1e-6)
+        assert ap(plain, kind=kind, r40=True) == pytest.approx(100 * 41 / 42, abs=1e-6)

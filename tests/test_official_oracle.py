@@ -297,13 +297,9 @@ def test_dontcare_regions_3d_bev(official, tmp_path, seed):
     assert_agree(_only(ours, ("3d", "bev")), _only(theirs, ("3d", "bev")))
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "evaluate_folder drops KITTI DontCare lines (read_labels skips them unless the dataset lists "
-    "DontCare, and their -1 sizes would then be rejected), so the official tool's suppression of "
-    "2D false positives on DontCare regions is lost: 2D AP and AOS differ (3D / BEV do not). "
-    "VoD's own labels have no DontCare (the devkit says so), KITTI-style ones do."))
 @pytest.mark.parametrize("seed", [5, 6])
 def test_dontcare_regions_2d_aos(official, tmp_path, seed):
+    """KITTI DontCare regions: detections on them are not 2D false positives (2D AP and AOS)."""
     ours, theirs = _dontcare_results(official, tmp_path, seed)
     assert_agree(_only(ours, ("aos", "2d")), _only(theirs, ("aos", "2d")))
 

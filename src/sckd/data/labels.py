@@ -74,12 +74,16 @@ def _num(tok: str, where: str, what: str) -> float:
     return v
 
 
-def read_labels(path: str | Path, known_classes: set[str] | frozenset[str]) -> Annotations:
+def read_labels(path: str | Path, known_classes: set[str] | frozenset[str], keep_dontcare: bool = False
+                ) -> Annotations:
     """Parse one KITTI/VoD label file (15 or 16 fields a line; blank lines skipped).
 
     A class outside ``known_classes`` is a counted warning and the box is kept (the caller
-    maps it to 'other'). KITTI ``DontCare`` lines (regions, not boxes; sizes -1) are skipped. Wrong field counts, non-numeric fields and negative sizes raise
-    :class:`SckdError` naming ``file:line``. A missing file raises too.
+    maps it to 'other'). KITTI ``DontCare`` lines are image regions, not boxes (sizes -1): they
+    are skipped, or with ``keep_dontcare`` (the metric's ground truth: detections on them are not
+    2D false positives) kept with their 2D box and a zero 3D size. Wrong field counts,
+    non-numeric fields and negative sizes raise :class:`SckdError` naming ``file:line``. A
+    missing file raises too.
     """
     path = Path(path)
     try:
@@ -100,12 +104,15 @@ def read_labels(path: str | Path, known_classes: set[str] | frozenset[str]) -> A
         where = f"{path}:{n}"
         if len(tok) not in (15, 16):
             raise SckdError(f"{where}: label line has {len(tok)} fields, expected 15 or 16")
-        if tok[0] == "DontCare" and "DontCare" not in known_classes:
+        dontcare = tok[0] == "DontCare" and "DontCare" not in known_classes
+        if dontcare and not keep_dontcare:
             continue
         vals = [_num(t, where, f) for t, f in zip(tok[1:], fields)]
-        if min(vals[7:10]) < 0:
+        if dontcare:
+            vals[7:10] = [0.0, 0.0, 0.0]
+        elif min(vals[7:10]) < 0:
             raise SckdError(f"{where}: negative box size (h w l = {tok[8]} {tok[9]} {tok[10]})")
-        if tok[0] not in known_classes:
+        if tok[0] not in known_classes and not dontcare:
             warnings.warn("label of an unknown class kept as 'other'", f"{tok[0]!r} in {where}")
         names.append(tok[0])
         rows.append(vals[:14])

@@ -42,7 +42,7 @@ def evaluate_label_dirs(gt_dir: str | Path, pred_dir: str | Path, frame_ids: Seq
     if not frame_ids:
         raise SckdError(f"{gt_dir}: no label files to evaluate")
     known = frozenset(cfg.classes) | frozenset(other_classes)
-    gt = [read_labels(gt_dir / f"{fid}.txt", known) for fid in frame_ids]
+    gt = [read_labels(gt_dir / f"{fid}.txt", known, keep_dontcare=True) for fid in frame_ids]
     preds, missing = read_prediction_folder(pred_dir, frame_ids, cfg.classes)
     return evaluate(gt, preds, cfg, missing)
 
@@ -58,7 +58,7 @@ def _split_gt(dataset_cfg: DatasetConfig, split: str, frame_ids: Sequence[str] |
         if path is None:
             raise SckdError(f"{layout.radar_root}: no '{dataset_cfg.label_folder}' folder, so split "
                             f"'{split}' cannot be evaluated")
-        gt.append(read_labels(path, known))
+        gt.append(read_labels(path, known, keep_dontcare=True))
     return layout, ids, gt
 
 
