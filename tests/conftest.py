@@ -31,3 +31,30 @@ try:
     atexit.register(shutil.rmtree, _hypothesis_home, ignore_errors=True)
 except ImportError:  # hypothesis is a dev extra
     pass
+
+
+# Nothing a test does may leave a file in the repository tree: every path a test writes lies under
+# tmp_path. The session fails when the tree (outside ignored build folders) gained a file.
+_REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+_SKIP_DIRS = {".git", ".venv", "__pycache__", ".ruff_cache"}
+
+
+def _repo_files() -> set[str]:
+    found = set()
+    for top, dirs, files in os.walk(_REPO):
+        dirs[:] = [d for d in dirs if d not in _SKIP_DIRS and not d.endswith(".egg-info")]
+        found.update(os.path.relpath(os.path.join(top, f), _REPO) for f in files if not f.endswith(".nbi")
+                     and not f.endswith(".nbc"))
+    return found
+
+
+def pytest_sessionstart(session):
+    session.config._sckd_files_before = _repo_files()
+
+
+def pytest_sessionfinish(session, exitstatus):
+    new = sorted(_repo_files() - getattr(session.config, "_sckd_files_before", set()))
+    if new:
+        session.config.get_terminal_writer().line(
+            f"tests wrote into the repository tree: {', '.join(new[:10])}", red=True)
+        session.exitstatus = 1
