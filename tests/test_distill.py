@@ -492,3 +492,14 @@ def test_region_weighted_lrfd_through_the_distiller_by_hand(world, region):
 
     want = ((std(pred) - std(target)) ** 2 * wgt).sum() / (wgt.sum() * target.shape[1])
     assert float(out["loss_lrfd"]) == pytest.approx(float(want), rel=1e-4)
+
+
+def test_a_checkpoint_reads_back_its_typed_experiment(world):
+    from sckd.experiment.config import ExperimentConfig, load_experiment_checkpoint
+
+    tree, root, ckpt = world
+    texp = load_experiment(root / "teacher.yaml")
+    texp.dataset.root = str(tree.root)
+    typed = load_experiment_checkpoint(ckpt)
+    assert isinstance(typed.config, ExperimentConfig) and typed.config == texp
+    assert isinstance(ck.load_checkpoint(ckpt).config, dict)  # the engine alone knows no experiment type

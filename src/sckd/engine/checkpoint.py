@@ -29,6 +29,7 @@ import yaml
 from torch import nn
 
 from sckd.atomic import write_atomic
+from sckd.config import to_dict
 from sckd.errors import SckdError
 
 FORMAT = "sckd-ckpt-2"
@@ -49,9 +50,10 @@ class Checkpoint:
     the optimiser, schedule, scaler, counters and RNG states."""
 
     model: dict[str, torch.Tensor]
-    config: dict[str, Any]
-    """The resolved experiment config as a dict (the experiment layer, above this one, types it:
-    ``sckd.experiment.predict.experiment_for_checkpoint``)."""
+    config: Any
+    """The resolved experiment config: a config dataclass when the trainer writes it (saved as its
+    dict), the dict when :func:`load_checkpoint` reads it back (this layer knows no experiment
+    type); ``sckd.experiment.config.load_experiment_checkpoint`` reads it typed."""
     signature: str = ""
     """:func:`model_signature` of the model that wrote it; "" = unknown (a first-format file)."""
     epoch: int = 0
@@ -78,6 +80,7 @@ class Checkpoint:
     def to_file_dict(self) -> dict[str, Any]:
         out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
         out["best"] = dataclasses.asdict(self.best)
+        out["config"] = to_dict(self.config) if dataclasses.is_dataclass(self.config) else self.config
         return {"format": FORMAT, **out}
 
     @classmethod

@@ -68,7 +68,7 @@ class TrainResult:
 class Trainer:
     def __init__(self, model: nn.Module, cfg: TrainConfig, train_set: Dataset,
                  collate: Callable[[list[Any]], Any], *, run_dir: Path, env: DistEnv,
-                 validator: Validator | None = None, config: dict[str, Any] | None = None,
+                 validator: Validator | None = None, config: Any = None,
                  signature: str = "", on_step: Callable[["Trainer"], None] | None = None,
                  export: Callable[[ck.Checkpoint], ck.Checkpoint] | None = None) -> None:
         self.cfg, self.env, self.run_dir = cfg, env, Path(run_dir)
@@ -76,7 +76,7 @@ class Trainer:
         if cfg.channels_last:  # the distiller forwards this to its frozen teacher too
             self.model = self.model.to(memory_format=torch.channels_last)
         self.train_set, self.collate, self.validator = train_set, collate, validator
-        self.config, self.signature, self.on_step = dict(config or {}), signature, on_step
+        self.config, self.signature, self.on_step = config if config is not None else {}, signature, on_step
         self.export = export
         """SCKD: turns a checkpoint into the one handed out as best.pt / final.pt (the
         student alone); periodic checkpoints keep the full state for resuming."""

@@ -9,7 +9,7 @@ rebuilt from either alone.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +20,7 @@ from sckd.data.augment import AugmentConfig
 from sckd.data.config import DatasetConfig
 from sckd.data.semi import PoolConfig
 from sckd.distill.config import DistillConfig
+from sckd.engine.checkpoint import Checkpoint, load_checkpoint
 from sckd.engine.config import TrainConfig
 from sckd.errors import SckdError
 from sckd.eval.config import EvalConfig
@@ -100,6 +101,14 @@ def experiment_from_yaml(text: str, where: str = "checkpoint") -> ExperimentConf
     if not isinstance(raw, dict):
         raise SckdError(f"{where}: no experiment config stored")
     return experiment_from_dict(raw)
+
+
+def load_experiment_checkpoint(path: str | Path, map_location: str = "cpu") -> Checkpoint:
+    """A checkpoint whose ``config`` is the typed, validated :class:`ExperimentConfig`."""
+    ckpt = load_checkpoint(path, map_location)
+    if not ckpt.config:
+        raise SckdError(f"{path}: checkpoint holds no experiment config")
+    return replace(ckpt, config=experiment_from_dict(ckpt.config))
 
 
 def model_key(exp: ExperimentConfig) -> dict[str, Any]:

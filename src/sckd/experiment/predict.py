@@ -16,7 +16,7 @@ from typing import Any
 
 from torch import nn
 
-from sckd.config import apply_overrides
+from sckd.config import apply_overrides, to_dict
 from sckd.data.dataset import RadarDataset, collate
 from sckd.data.resolve import resolve_dataset
 from sckd.engine import checkpoint as ck
@@ -24,7 +24,7 @@ from sckd.engine.distributed import DistEnv, resolve_device
 from sckd.engine.validation import run_predictions
 from sckd.errors import SckdError
 from sckd.eval.predictions import write_predictions
-from sckd.experiment.config import ExperimentConfig, experiment_from_dict, model_key
+from sckd.experiment.config import ExperimentConfig, experiment_from_dict, load_experiment_checkpoint, model_key
 from sckd.experiment.train import build_model
 
 log = logging.getLogger("sckd")
@@ -42,7 +42,8 @@ def experiment_for_checkpoint(ckpt: ck.Checkpoint, path: Path, data: str | None 
     """The checkpoint's config with ``--set`` overrides and the dataset from ``data`` (see
     :func:`resolve_dataset`: a dataset folder keeps the checkpoint's dataset config, rooted there).
     ``need_root``: a dataset root must be known (not for work on bare point files or an export)."""
-    return experiment_from_raw(ckpt.config, path, data, overrides, need_root)
+    raw = to_dict(ckpt.config) if isinstance(ckpt.config, ExperimentConfig) else ckpt.config
+    return experiment_from_raw(raw, path, data, overrides, need_root)
 
 
 def experiment_from_raw(raw: Any, path: Path, data: str | None = None, overrides: list[str] | None = None,
@@ -66,7 +67,7 @@ def load_trained_model(path: str | Path, data: str | None = None, overrides: lis
     """The checkpoint's experiment (data and overrides applied) and its model, weights loaded
     (strictly) after the signature check."""
     path = Path(path)
-    ckpt = ck.load_checkpoint(path)
+    ckpt = load_experiment_checkpoint(path)
     exp = experiment_for_checkpoint(ckpt, path, data, overrides, need_root)
     model = build_model(exp)
     ck.check_signature(ckpt, ck.model_signature(model, model_key(exp)), path)

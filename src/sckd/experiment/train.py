@@ -24,7 +24,6 @@ from sckd.engine.seeding import seed_everything, set_deterministic
 from sckd.engine.trainer import Trainer, TrainResult
 from sckd.engine.validation import DetectionValidator
 from sckd.errors import SckdError, warnings
-from sckd.config import to_dict
 from sckd.experiment.config import ExperimentConfig, experiment_to_yaml, model_key
 
 log = logging.getLogger("sckd")
@@ -69,8 +68,8 @@ def student_exporter(exp: ExperimentConfig, model: nn.Module) -> Callable[[ck.Ch
         return None
     from sckd.distill import student_weights
     student_exp = replace(exp, distill=None, pool=type(exp.pool)())
-    config, signature = to_dict(student_exp), ck.model_signature(model.student, model_key(student_exp))
-    return lambda c: replace(c, model=student_weights(c.model), config=config, signature=signature,
+    signature = ck.model_signature(model.student, model_key(student_exp))
+    return lambda c: replace(c, model=student_weights(c.model), config=student_exp, signature=signature,
                              optimizer=None, scheduler=None, scaler=None, rng=[], exported_from="distillation")
 # --- end SCKD
 
@@ -118,7 +117,7 @@ def train_experiment(exp: ExperimentConfig, *, run_dir: Path, env: DistEnv, resu
     validator = build_validator(exp, env)
     config_yaml = experiment_to_yaml(exp)
     trainer = Trainer(model, cfg, train_set, collate, run_dir=run_dir, env=env, validator=validator,
-                      config=to_dict(exp), signature=ck.model_signature(model, model_key(exp)),
+                      config=exp, signature=ck.model_signature(model, model_key(exp)),
                       export=student_exporter(exp, model))
     handler = None
     if env.is_main:
