@@ -419,3 +419,37 @@ def test_candidate_rows_change_one_setting_of_the_full_student(family):
         assert changed == named, (key, changed)
         assert {k: v for k, v in exp.items() if k != "distill"} == {k: v for k, v in base.items() if k != "distill"}
     assert all(a.startswith("i") and b == "b" for a, b in spec.gains)
+
+
+def test_study_tables_from_typed_results(tmp_path):
+    """`Reproduction.write` on finished jobs: the Markdown table (mean ± std over seeds on the
+    synthetic world) and table.json with every fold's results in the metric's JSON layout."""
+    import json
+    import statistics
+
+    from sckd.eval.result import KINDS, ClassAP, EvalResult
+    from sckd.workflows.pipeline import PipelineResult
+    from sckd.workflows.reproduce import Reproduction
+
+    rep = Reproduction(tmp_path / "out", "study", None)
+    classes = ["Car", "Pedestrian", "Cyclist"]
+
+    def result(v):
+        per = {c: ClassAP(dict.fromkeys(KINDS, v + i), dict.fromkeys(KINDS, 0.0), 3) for i, c in enumerate(classes)}
+        return EvalResult(classes, {"entire_area": per, "roi": per}, 5, 9)
+
+    for k, js in enumerate(rep.fold_sets):
+        for n, j in enumerate(js.jobs):
+            path = js.result_file(j.key)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps(result(10.0 * n + k).to_official_json()))
+    md_path, _ = rep.write(PipelineResult([], 1.0, 0.0, 0.0))
+    md = md_path.read_text()
+    assert "mean +- std over 3 seeds" in md
+    b_minus_a = 10.0  # job b is one row after a in every fold
+    assert f"| (b) SSOD - (a) GT | +{b_minus_a:.2f} ± 0.00 |" in md
+    mean_a = statistics.mean([10.0 * 1 + k + 1 for k in range(3)])  # a is job 1; mAP = v + 1
+    assert f"| (a) GT | {mean_a:.2f} ± 1.00 |" in md
+    table = json.loads((tmp_path / "out" / "table.json").read_text())
+    assert set(table) == {"fold0", "fold1", "fold2"}
+    assert EvalResult.from_official_json(table["fold2"]["b"]).ap("entire_area", "Car") == 22.0

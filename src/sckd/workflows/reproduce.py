@@ -261,14 +261,15 @@ class Reproduction:
         text, md = self.tables()
         where = {"synth": "synthetic world", "vod": "View-of-Delft", "astyx": "Astyx HiRes2019"}.get(
             self.choice.family, self.choice.family)
-        folds = f", mean +- std over {len(self.fold_sets)} splits" if len(self.fold_sets) > 1 else ""
+        unit = "seeds" if self.spec.fold_key.endswith("seed") else "splits"
+        folds = f", mean +- std over {len(self.fold_sets)} {unit}" if len(self.fold_sets) > 1 else ""
         metric = "AP (%)" if self.spec.columns else "3D AP|R11 (%)"
         head = f"{self.spec.title} -- {where}, {self.jobs.split} split{folds}, {metric}"
         write_text_atomic(self.out / "table.txt", f"{head}\n\n{text}\n")
         write_text_atomic(self.out / "table.md",
                           f"# {head}\n\n{md}\n\nTotal time {fmt_duration(result.total_stage_seconds)}.\n")
         self.figures()
-        results = self.fold_results()
+        results = [{key: r.to_official_json() for key, r in fold.items()} for fold in self.fold_results()]
         write_text_atomic(self.out / "table.json", json.dumps(
             results[0] if len(results) == 1 else {f"fold{k}": r for k, r in enumerate(results)}, indent=1))
         return self.out / "table.md", f"{head}\n{text}"
