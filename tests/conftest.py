@@ -17,6 +17,19 @@ def cli():
     return run
 
 
+@pytest.fixture
+def one_torch_thread():
+    """One intra-op thread for tests of small networks: on a 2-core machine shared with other work
+    a second one mostly waits (measured: 3 s per full-size VoD step with one thread, 15-20 s with
+    two under load), and both runs of a bitwise comparison use the same count."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 # hypothesis keeps its example database and a constants cache in ./.hypothesis by default: point
 # it at a temporary folder so that nothing is written into the repository.
 try:

@@ -96,14 +96,7 @@ def _crash_step(salt: int) -> int:
     return random.Random(SEED * 1000 + salt).choice(choices)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny networks: a second intra-op thread only adds contention (and both runs of a
-    comparison use the same count, as float reductions must)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # see conftest.py
 
 
 @pytest.fixture(scope="module")
