@@ -85,7 +85,10 @@ def test_single_process_env_without_torchrun(monkeypatch, pref):
     assert D.unwrap(wrapped) is model
 
 
-def _train_real(rank: int, world: int, port: int, cfg_path: str, data: str, out: str) -> None:
+def _train_real(rank: int, world: int, port: int, cfg_path: str, data: str, out: str,
+                overrides: list[str], keep: str) -> None:
+    """One rank of a 2-process run of the experiment at ``cfg_path``; saves this rank's final
+    ``keep`` (``parameters`` or ``state``) to ``out/rank<r>.pt``."""
     os.environ.update(RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank),
                       MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     torch.set_num_threads(1)
@@ -94,7 +97,7 @@ def _train_real(rank: int, world: int, port: int, cfg_path: str, data: str, out:
     from sckd.experiment.config import load_experiment
     from sckd.experiment.train import train_experiment
 
-    exp = load_experiment(cfg_path, ["train.epochs=2", "train.val_every=1"])
+    exp = load_experiment(cfg_path, overrides)
     exp.dataset.root = data
     env = D.init_distributed("cpu")
     try:
@@ -106,8 +109,9 @@ def _train_real(rank: int, world: int, port: int, cfg_path: str, data: str, out:
             return captured["model"]
 
         train_experiment(exp, run_dir=Path(out), env=env, model_builder=builder)
-        params = {k: v.detach().clone() for k, v in captured["model"].named_parameters()}
-        torch.save(params, os.path.join(out, f"rank{rank}.pt"))
+        m = captured["model"]
+        tensors = m.named_parameters() if keep == "parameters" else m.state_dict().items()
+        torch.save({k: v.detach().clone() for k, v in tensors}, os.path.join(out, f"rank{rank}.pt"))
     finally:
         D.cleanup()
 
@@ -121,8 +125,8 @@ def test_ddp_real_detector_replicas_identical_with_validation(tmp_path):
     tree = make_vod_tree(tmp_path / "data", n_frames=7, splits={"train": [0, 1, 2, 3, 4], "val": [5, 6]})
     (tmp_path / "tiny.yaml").write_text(TINY)
     out = tmp_path / "run"
-    mp.spawn(_train_real, args=(2, _free_port(), str(tmp_path / "tiny.yaml"), str(tree.root), str(out)),
-             nprocs=2, join=True)
+    mp.spawn(_train_real, args=(2, _free_port(), str(tmp_path / "tiny.yaml"), str(tree.root), str(out),
+                                ["train.epochs=2", "train.val_every=1"], "parameters"), nprocs=2, join=True)
     p0, p1 = (torch.load(out / f"rank{r}.pt", weights_only=True) for r in range(2))
     for k in p0:
         assert torch.equal(p0[k], p1[k]), k
@@ -164,52 +168,9 @@ def test_the_same_command_runs_under_torchrun(tmp_path):
 # --------------------------------------------------------------------------------------------
 # DDP against one process, for a real detector with BatchNorm.
 
-BN_PP = """
-base: [experiments/base_train.yaml, datasets/vod.yaml, models/pointpillars_radar.yaml]
-name: ddp_bn_pp
-dataset:
-  point_cloud_range: [0.0, -12.8, -3.0, 25.6, 12.8, 2.0]
-model:
-  name: ddp_bn_pp
-  encoders:
-    radar:
-      voxel_size: [0.64, 0.64, 5.0]
-      max_voxels_train: 2000
-      max_voxels_test: 2000
-      pillar: {num_filters: [8]}
-  backbone_2d: {layer_nums: [1, 1], layer_strides: [1, 2], num_filters: [8, 16],
-                upsample_strides: [1, 2], num_upsample_filters: [8, 8]}
-augment: {enabled: true, flip_x: true, scale_range: [0.9, 1.1], shuffle_points: true}
-train: {epochs: 2, batch_size: 2, workers: 0, val_every: 0, log_every: 1, progress: false,
-        seed: 7, ckpt_every: 1, ckpt_unit: epoch, lr: 0.01}
-"""
-
-
-def _train_bn_pp(rank: int, world: int, port: int, cfg_path: str, data: str, out: str) -> None:
-    os.environ.update(RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank),
-                      MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
-    torch.set_num_threads(1)
-    from pathlib import Path
-
-    from sckd.experiment.config import load_experiment
-    from sckd.experiment.train import train_experiment
-
-    exp = load_experiment(cfg_path)
-    exp.dataset.root = data
-    env = D.init_distributed("cpu")
-    try:
-        captured = {}
-
-        def builder(e):
-            from sckd.experiment.train import build_model
-            captured["model"] = build_model(e)
-            return captured["model"]
-
-        train_experiment(exp, run_dir=Path(out), env=env, model_builder=builder)
-        state = {k: v.detach().clone() for k, v in captured["model"].state_dict().items()}
-        torch.save(state, os.path.join(out, f"rank{rank}.pt"))
-    finally:
-        D.cleanup()
+# the end-to-end test's tiny PointPillars (test_engine_e2e.TINY), augmented, no validation
+BN_PP = ["train.val_every=0", "train.lr=0.01", "augment.enabled=true", "augment.flip_x=true",
+         "augment.scale_range=[0.9, 1.1]", "augment.shuffle_points=true"]
 
 
 class _PerRankBatches:
@@ -268,6 +229,7 @@ def test_ddp_real_detector_with_batchnorm_equals_one_process_averaging_per_rank_
     from dataclasses import replace
 
     from helpers.vod_tree import make_vod_tree
+    from test_engine_e2e import TINY
 
     from sckd.engine import checkpoint as ck
     from sckd.experiment.config import load_experiment
@@ -276,16 +238,17 @@ def test_ddp_real_detector_with_batchnorm_equals_one_process_averaging_per_rank_
     tree = make_vod_tree(tmp_path / "data", n_frames=9, splits={"train": list(range(8)), "val": [8]},
                          n_radar=40, seed=2)
     cfg = tmp_path / "bn_pp.yaml"
-    cfg.write_text(BN_PP)
+    cfg.write_text(TINY)
     out = tmp_path / "ddp"
-    mp.spawn(_train_bn_pp, args=(2, _free_port(), str(cfg), str(tree.root), str(out)), nprocs=2, join=True)
+    mp.spawn(_train_real, args=(2, _free_port(), str(cfg), str(tree.root), str(out), BN_PP, "state"),
+             nprocs=2, join=True)
     r0, r1 = (torch.load(out / f"rank{r}.pt", weights_only=True) for r in range(2))
     final = ck.load_checkpoint(out / "checkpoints" / "final.pt")
     # 8 frames over 2 ranks -> 4 each -> 2 steps of 2 frames per epoch, 2 epochs
     assert (final.step, final.iters_per_epoch, final.world_size) == (4, 2, 2)
     for k, v in final.model.items():
         assert torch.equal(v, r0[k]), k
-    exp = load_experiment(cfg)
+    exp = load_experiment(cfg, BN_PP)
     exp.dataset.root = str(tree.root)
     params = {n for n, _ in build_model(exp).named_parameters()}
     bn_stats = [k for k in r0 if k.endswith("running_mean")]
