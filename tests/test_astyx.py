@@ -423,7 +423,7 @@ def test_candidate_rows_change_one_setting_of_the_full_student(family):
 
 def test_study_tables_from_typed_results(tmp_path):
     """`Reproduction.write` on finished jobs: the Markdown table (mean ± std over seeds on the
-    synthetic world) and table.json with every fold's results in the metric's JSON layout."""
+    synthetic world) and study.json with every fold's results in the metric's JSON layout."""
     import json
     import statistics
 
@@ -450,6 +450,7 @@ def test_study_tables_from_typed_results(tmp_path):
     assert f"| (b) SSOD - (a) GT | +{b_minus_a:.2f} ± 0.00 |" in md
     mean_a = statistics.mean([10.0 * 1 + k + 1 for k in range(3)])  # a is job 1; mAP = v + 1
     assert f"| (a) GT | {mean_a:.2f} ± 1.00 |" in md
-    table = json.loads((tmp_path / "out" / "table.json").read_text())
+    table = json.loads((tmp_path / "out" / "study.json").read_text())
+    assert md_path.name == "study.md"
     assert set(table) == {"fold0", "fold1", "fold2"}
     assert EvalResult.from_official_json(table["fold2"]["b"]).ap("entire_area", "Car") == 22.0

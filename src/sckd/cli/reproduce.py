@@ -10,7 +10,7 @@ Tables: table1 (baseline vs. SCKD), table3 (ablation of the distillation terms),
 of the labels), table5 (teacher variants), astyx (teacher, baseline, student, SSOD and the
 label-scarce rows on Astyx HiRes2019, each on 3 splits). The runs use experiments/synth/ or
 experiments/vod/ configs; on VoD they follow the paper's 80-epoch schedule (a GPU job). The
-table (``table.md``, ``table.txt``, ``table.json``) and every run, checkpoint and prediction
+table (``OUT/TABLE.md``, ``.txt``, ``.json``, e.g. ``study.md``) and every run, checkpoint and prediction
 folder go to ``--out``; rerun the same command to continue after an interruption.
 """
 

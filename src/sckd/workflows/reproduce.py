@@ -4,7 +4,8 @@ A table spec (``configs/reproduce/table<N>.yaml``) lists jobs by experiment stem
 looked up under ``experiments/synth/`` (the default: a synthetic world made in ``OUT/world``
 like the demo's, or an existing one) or ``experiments/vod/`` (the user's View-of-Delft, given
 as a dataset config with its root, or as the root folder). Every stage is resumable; the
-table goes to ``OUT/table.md`` / ``OUT/table.txt`` and the terminal.
+table goes to ``OUT/<table>.md`` / ``.txt`` / ``.json`` (named after the table, so sets that
+share an OUT folder, as ``candidates`` does with ``study``, keep their own tables) and the terminal.
 """
 
 from __future__ import annotations
@@ -265,11 +266,12 @@ class Reproduction:
         folds = f", mean +- std over {len(self.fold_sets)} {unit}" if len(self.fold_sets) > 1 else ""
         metric = "AP (%)" if self.spec.columns else "3D AP|R11 (%)"
         head = f"{self.spec.title} -- {where}, {self.jobs.split} split{folds}, {metric}"
-        write_text_atomic(self.out / "table.txt", f"{head}\n\n{text}\n")
-        write_text_atomic(self.out / "table.md",
+        stem = self.out / self.name
+        write_text_atomic(stem.with_suffix(".txt"), f"{head}\n\n{text}\n")
+        write_text_atomic(stem.with_suffix(".md"),
                           f"# {head}\n\n{md}\n\nTotal time {fmt_duration(result.total_stage_seconds)}.\n")
         self.figures()
         results = [{key: r.to_official_json() for key, r in fold.items()} for fold in self.fold_results()]
-        write_text_atomic(self.out / "table.json", json.dumps(
+        write_text_atomic(stem.with_suffix(".json"), json.dumps(
             results[0] if len(results) == 1 else {f"fold{k}": r for k, r in enumerate(results)}, indent=1))
-        return self.out / "table.md", f"{head}\n{text}"
+        return stem.with_suffix(".md"), f"{head}\n{text}"
