@@ -5,13 +5,17 @@
     sckd reproduce table1 --data /data/vod        # or the VoD root folder itself
     sckd reproduce table5 --set train.epochs=4    # override every run's config
     sckd reproduce astyx --data ASTYX_ROOT        # real radar + LiDAR, 3 splits, mean +- std
+    sckd reproduce cross --data ASTYX_ROOT --transfer WORLD   # trained on Astyx, also scored on a world
 
 Tables: table1 (baseline vs. SCKD), table3 (ablation of the distillation terms), table4 (1/4
 of the labels), table5 (teacher variants), astyx (teacher, baseline, student, SSOD and the
-label-scarce rows on Astyx HiRes2019, each on 3 splits). The runs use experiments/synth/ or
-experiments/vod/ configs; on VoD they follow the paper's 80-epoch schedule (a GPU job). The
-table (``OUT/TABLE.md``, ``.txt``, ``.json``, e.g. ``study.md``) and every run, checkpoint and prediction
-folder go to ``--out``; rerun the same command to continue after an interruption.
+label-scarce rows on Astyx HiRes2019, each on 3 splits); on Astyx or the synthetic world, 3
+splits / seeds each: study (the ablation rows), candidates (feature-term settings), sigma (the
+pseudo-label threshold), cross (models on the radar features both sets have, with --transfer
+to score them on the other set). The runs use experiments/<family>/ configs; on VoD they follow
+the paper's 80-epoch schedule (a GPU job). The table (``OUT/TABLE.md``, ``.txt``, ``.json``,
+e.g. ``study.md``) and every run, checkpoint and prediction folder go to ``--out``; rerun the
+same command to continue after an interruption.
 """
 
 from __future__ import annotations
@@ -31,6 +35,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--data", metavar="CONFIG", help="dataset config (with dataset.root) or root folder; "
                    "default: a synthetic world made in OUT/world")
     p.add_argument("--out", help="output folder (default ~/.cache/sckd/reproduce/<table>-<data>)")
+    p.add_argument("--transfer", metavar="DATA", help="also score every radar model on this other dataset "
+                   "(a folder or config; study-like tables), read with the features the model uses")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
                    help="override every run's experiment config, e.g. train.epochs=4 (repeatable)")
     p.set_defaults(func=run)
@@ -43,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
     family = choose_data(args.data).family
     out = Path(args.out).expanduser().resolve() if args.out else \
         Path.home() / ".cache" / "sckd" / "reproduce" / f"{args.table}-{family}"
-    rep = Reproduction(out, args.table, args.data, args.overrides)
+    rep = Reproduction(out, args.table, args.data, args.overrides, transfer=args.transfer)
     print(f"sckd reproduce {args.table} -> {out} ({family}); rerun the same command to continue")
     try:
         result = rep.run()

@@ -48,7 +48,7 @@ def cache_root(cfg: DatasetConfig) -> Path:
     """The cache folder of this root and these conversion settings."""
     root = Path(cfg.root).expanduser().resolve()
     base = Path(cfg.astyx.cache_dir or os.environ.get("SCKD_CACHE", "") or Path.home() / ".cache" / "sckd")
-    key = json.dumps([CONVERTER_VERSION, str(root), cfg.astyx.level, cfg.radar.columns, cfg.radar.features,
+    key = json.dumps([CONVERTER_VERSION, str(root), cfg.astyx.level, cfg.radar.columns, cfg.radar.file_features,
                       None if cfg.lidar is None else cfg.lidar.columns], sort_keys=True)
     return base.expanduser() / "astyx" / hashlib.sha1(key.encode()).hexdigest()[:12]
 

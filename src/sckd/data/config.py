@@ -23,7 +23,16 @@ class SensorConfig:
     folder: str = "velodyne"
     """Folder of ``.bin`` files inside ``training/``."""
     columns: list[str] | None = None
-    """Text-file layouts (Astyx): the header column read for each of ``features``, in order."""
+    """Text-file layouts (Astyx): the header column read for each stored feature, in order."""
+    stored: list[str] | None = None
+    """The columns the files hold when they are not ``features``: a model trained on another
+    dataset reads this one (:func:`sckd.data.resolve.dataset_for_model` sets it). Points are
+    delivered with ``features`` by name; a feature the files lack reads as 0."""
+
+    @property
+    def file_features(self) -> list[str]:
+        """The columns of the files, in order."""
+        return self.features if self.stored is None else self.stored
 
 
 @dataclass
@@ -103,9 +112,12 @@ class DatasetConfig:
         for sname, s in (("radar", self.radar), ("lidar", self.lidar)):
             if s is not None and s.features[:3] != ["x", "y", "z"]:
                 raise SckdError(f"config key '{path}.{sname}.features': must start with x, y, z")
-            if s is not None and self.layout == "astyx" and (s.columns is None or len(s.columns) != len(s.features)):
+            if s is not None and s.stored is not None and s.stored[:3] != ["x", "y", "z"]:
+                raise SckdError(f"config key '{path}.{sname}.stored': must start with x, y, z")
+            if s is not None and self.layout == "astyx" and (s.columns is None
+                                                             or len(s.columns) != len(s.file_features)):
                 raise SckdError(f"config key '{path}.{sname}.columns': layout astyx needs one header "
-                                f"column per feature ({len(s.features)})")
+                                f"column per feature ({len(s.file_features)})")
         if not self.classes:
             raise SckdError(f"config key '{path}.classes': at least one class is needed")
         overlap = set(self.classes) & set(self.other_classes)

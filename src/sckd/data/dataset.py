@@ -23,7 +23,7 @@ from sckd.data.calib import Calib, read_calib
 from sckd.data.config import DatasetConfig
 from sckd.data.labels import read_labels
 from sckd.data.layout import DatasetLayout, say_once
-from sckd.data.points import read_bin
+from sckd.data.points import as_features, read_bin
 from sckd.data.splits import check_frames_exist, list_split
 from sckd.data.types import Batch, Frame
 from sckd.errors import SckdError, warnings
@@ -107,11 +107,15 @@ class RadarDataset(Dataset):
         fid = self.frame_ids[index]
         cfg = self.cfg
         calib = self.read_calib(fid)
-        radar = read_bin(self.layout.radar_bin(fid), len(cfg.radar.features), "radar point cloud")
+        stored = cfg.radar.file_features
+        radar = as_features(read_bin(self.layout.radar_bin(fid), len(stored), "radar point cloud"),
+                            stored, cfg.radar.features)
         lidar = None
         if self.with_lidar:
             assert cfg.lidar is not None
-            raw = read_bin(self.layout.lidar_bin(fid), len(cfg.lidar.features), "LiDAR point cloud")
+            stored = cfg.lidar.file_features
+            raw = as_features(read_bin(self.layout.lidar_bin(fid), len(stored), "LiDAR point cloud"),
+                              stored, cfg.lidar.features)
             T = calib.radar_from_lidar
             lidar = raw.copy()
             lidar[:, :3] = (raw[:, :3].astype(np.float64) @ T[:3, :3].T + T[:3, 3]).astype(np.float32)

@@ -72,3 +72,15 @@ def write_bin(path: str | Path, points: np.ndarray) -> None:
     """Write (N, F) points as little-endian float32 (atomic, not fsynced: a cache can be rebuilt)."""
     write_bytes_atomic(path, np.ascontiguousarray(np.asarray(points, dtype="<f4")).tobytes(), "points",
                        durable=False)
+
+
+def as_features(points: np.ndarray, stored: list[str], wanted: list[str]) -> np.ndarray:
+    """(N, len(stored)) -> (N, len(wanted)): columns picked by name; a name ``stored`` lacks
+    becomes a column of zeros (a model trained on another dataset that does not read it)."""
+    if stored == wanted:
+        return points
+    out = np.zeros((len(points), len(wanted)), dtype=np.float32)
+    for j, name in enumerate(wanted):
+        if name in stored:
+            out[:, j] = points[:, stored.index(name)]
+    return out

@@ -6,15 +6,25 @@ A bare folder is recognised by the ``markers`` of the shipped dataset configs
 ``synth_config.yaml`` that ``sckd synth`` writes, View-of-Delft by its sensor trees
 (``radar_5frames/training``, ...), TJ4DRadSet by ``training/velodyne``. A file marker names a
 dataset more precisely than a folder one (a synthetic world also has VoD's trees), so it wins.
+
+:func:`dataset_for_model` reads one dataset for a model trained on another (cross-dataset use).
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from sckd.config import (CONFIG_ROOT, apply_overrides, check_override_sections, from_dict, load_yaml_tree,
-                         resolve_config_path, to_dict)
+from sckd.config import (
+    CONFIG_ROOT,
+    apply_overrides,
+    check_override_sections,
+    from_dict,
+    load_yaml_tree,
+    resolve_config_path,
+    to_dict,
+)
 from sckd.data.config import DatasetConfig
 from sckd.errors import SckdError
 
@@ -104,3 +114,43 @@ def resolve_dataset(arg: str | Path, *, root: str | Path | None = None,
     ``root`` replaces ``dataset.root``; ``overrides`` are ``--set`` strings (``dataset.x=y``).
     """
     return resolve_dataset_tree(arg, root=root, overrides=overrides, base=base)[0]
+
+
+def dataset_for_model(arg: str | Path, model: DatasetConfig, reads: dict[str, list[str]], *,
+                      overrides: list[str] | tuple[str, ...] = ()) -> tuple[DatasetConfig, dict[str, Any] | None]:
+    """The dataset at ``arg`` as read by a model trained on ``model`` (its stored dataset config).
+
+    The model's own dataset (a folder with its markers or of its name, a config of its name) is
+    :func:`resolve_dataset` with ``base=model``, and the tree is None. Another dataset (Astyx for
+    a model of the synthetic world, ...) keeps its files, layout, splits and labels but takes the
+    model's classes and range, and its points arrive in the model's column layout by name
+    (``stored``): every feature the model ``reads`` (per sensor) must be in the files, the others
+    of its layout read as 0. The target's classes the model does not predict stay in its labels as
+    non-evaluated objects. The target's config tree comes back too (its ``eval`` section).
+    """
+    p = Path(arg).expanduser()
+    own = [o for o in overrides if o.startswith("dataset.")]  # eval.* ones are for another set's eval
+    if p.is_dir() and any((p / m).exists() for m in model.markers):
+        return resolve_dataset(p, overrides=own, base=model), None
+    target, tree = resolve_dataset_tree(arg, overrides=overrides, sections=("dataset", "eval"))
+    if target.name == model.name:
+        return (resolve_dataset(p, overrides=own, base=model) if p.is_dir() else target), None
+    sensors = {}
+    for name in ("radar", "lidar"):
+        mine, theirs = getattr(model, name), getattr(target, name)
+        need = reads.get(name, [])
+        if need and theirs is None:
+            raise SckdError(f"{arg}: the model reads {name} points but dataset '{target.name}' has none")
+        if mine is None or theirs is None:
+            sensors[name] = None if mine is None else theirs
+            continue
+        missing = [f for f in need if f not in theirs.file_features]
+        if missing:
+            raise SckdError(f"{arg}: the model (trained on '{model.name}') reads {name} features {missing} that "
+                            f"'{target.name}' does not have ({' '.join(theirs.file_features)})")
+        sensors[name] = replace(theirs, features=list(mine.features), stored=list(theirs.file_features))
+    others = [c for c in [*target.other_classes, *target.classes] if c not in model.classes]
+    cfg = replace(target, classes=list(model.classes), other_classes=others,
+                  point_cloud_range=list(model.point_cloud_range), **sensors)
+    cfg.validate("dataset")
+    return cfg, tree

@@ -56,7 +56,7 @@ def list_split(cfg: DatasetConfig, split: str, layout: DatasetLayout | None = No
 
 def check_frames_exist(layout: DatasetLayout, frames: list[str], source: str) -> None:
     """Raise naming ``source`` and the first frame whose radar ``.bin`` is missing."""
-    row = 4 * len(layout.cfg.radar.features)
+    row = 4 * len(layout.cfg.radar.file_features)
     for fid in frames:
         path = layout.radar_bin(fid)
         try:

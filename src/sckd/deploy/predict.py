@@ -2,7 +2,9 @@
 
 MODEL is a checkpoint (``.pt``, PyTorch) or an exported ``.onnx`` (ONNX Runtime). INPUT is
 
-- a dataset root: the frames of ``--split``, or of ``--frames`` ids;
+- a dataset root: the frames of ``--split``, or of ``--frames`` ids; a root of another dataset
+  than the model's (Astyx for a model of the synthetic world) is read in the model's column
+  layout by name, when it has every feature the model reads;
 - bare point files, ``.bin`` (float32 rows) or ``.npy`` (N x F), in the column layout of the
   model's dataset config (``dataset.radar.features``), radar frame, metres.
 
@@ -35,7 +37,7 @@ from sckd.atomic import write_text_atomic
 from sckd.data.calib import Calib
 from sckd.data.dataset import RadarDataset, collate
 from sckd.data.points import read_points
-from sckd.data.resolve import resolve_dataset
+from sckd.data.resolve import dataset_for_model
 from sckd.data.types import Detections, Frame
 from sckd.deploy.network import PillarNetwork
 from sckd.deploy.onnx_runtime import OnnxNetwork
@@ -100,6 +102,8 @@ class InputFrame:
     """(N, F) radar points in the radar frame."""
     calib: Calib | None
     source: Path
+    image_size: list[int] | None = None
+    """The camera image (width, height) of a dataset frame: 2D boxes are clipped to it."""
 
 
 def iter_inputs(exp: ExperimentConfig, inputs: list[str], *, split: str = "val",
@@ -129,11 +133,14 @@ def iter_inputs(exp: ExperimentConfig, inputs: list[str], *, split: str = "val",
     for f in files:
         yield InputFrame(f.stem, read_points(f, features, "radar point cloud"), None, f)
     for root in roots:
-        ds_cfg = exp.dataset if root == exp.dataset.root else resolve_dataset(root, base=exp.dataset)
+        if root == exp.dataset.root:
+            ds_cfg = exp.dataset
+        else:
+            ds_cfg = dataset_for_model(root, exp.dataset, exp.reads)[0]
         ds = RadarDataset(ds_cfg, split, with_lidar=False, labeled=False, frame_ids=frames or None)
         for i, fid in enumerate(ds.frame_ids):
             fr = ds.load(i)
-            yield InputFrame(fid, fr.radar, fr.calib, Path(root))
+            yield InputFrame(fid, fr.radar, fr.calib, Path(root), ds_cfg.image_size)
 
 
 @dataclass
@@ -186,7 +193,8 @@ def predict_inputs(predictor: Predictor, inputs: list[str], out: str | Path, *, 
         det = predictor(item.radar)
         dt = time.perf_counter() - t0
         if item.calib is not None:
-            write_predictions(out, [item.frame_id], [det], [item.calib], classes, exp.dataset.image_size)
+            write_predictions(out, [item.frame_id], [det], [item.calib], classes,
+                              item.image_size or exp.dataset.image_size)
             written = [out / f"{item.frame_id}.txt"]
         else:
             written = write_radar_frame(out, item.frame_id, det, classes, item.source)

@@ -15,9 +15,16 @@ from typing import Any
 
 import yaml
 
-from sckd.config import apply_overrides, from_dict, load_yaml_tree, resolve_config_path, to_dict
+from sckd.config import (
+    apply_overrides,
+    from_dict,
+    load_yaml_tree,
+    resolve_config_path,
+    to_dict,
+)
 from sckd.data.augment import AugmentConfig
 from sckd.data.config import DatasetConfig
+from sckd.data.resolve import dataset_for_model
 from sckd.data.semi import PoolConfig
 from sckd.distill.config import DistillConfig
 from sckd.engine.checkpoint import Checkpoint, load_checkpoint
@@ -56,6 +63,32 @@ class ExperimentConfig:
         if self.train.val_every and self.train.val_split not in self.dataset.splits:
             raise SckdError(f"config key 'train.val_split': '{self.train.val_split}' is not one of "
                             f"dataset.splits {sorted(self.dataset.splits)} (or set train.val_every: 0)")
+
+    @property
+    def reads(self) -> dict[str, list[str]]:
+        """Sensor -> the point features the model's encoders read."""
+        out: dict[str, list[str]] = {}
+        for e in self.model.encoders.values():
+            out.setdefault(e.input, [])
+            out[e.input] += [f for f in e.point_features if f not in out[e.input]]
+        return out
+
+    def read_dataset(self, data: str, overrides: list[str] | tuple[str, ...] = ()) -> None:
+        """Point the experiment at dataset ``data`` (a folder, name or config; see
+        :func:`sckd.data.resolve.dataset_for_model`). Another dataset than the model's is scored
+        with that dataset's ``eval`` section, on the classes both know."""
+        self.dataset, tree = dataset_for_model(data, self.dataset, self.reads, overrides=overrides)
+        # (an own dataset's eval section stays the model's, with the eval.* overrides already applied)
+        if tree is None:
+            return
+        ev = from_dict(EvalConfig, tree.get("eval") or {}, "eval")
+        known = {c.lower() for c in self.dataset.classes}
+        shared = [c for c in ev.classes if c.lower() in known]
+        if not shared:
+            raise SckdError(f"{data}: evaluates {ev.classes}, none of which the model predicts "
+                            f"({self.dataset.classes})")
+        self.eval = replace(ev, classes=shared)
+        self.eval.validate("eval")
 
     @property
     def needs_lidar(self) -> bool:

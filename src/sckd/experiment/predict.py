@@ -11,20 +11,23 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-
 from typing import Any
 
 from torch import nn
 
 from sckd.config import apply_overrides, to_dict
 from sckd.data.dataset import RadarDataset, collate
-from sckd.data.resolve import resolve_dataset
 from sckd.engine import checkpoint as ck
 from sckd.engine.distributed import DistEnv, resolve_device
 from sckd.engine.validation import run_predictions
 from sckd.errors import SckdError
 from sckd.eval.predictions import write_predictions
-from sckd.experiment.config import ExperimentConfig, experiment_from_dict, load_experiment_checkpoint, model_key
+from sckd.experiment.config import (
+    ExperimentConfig,
+    experiment_from_dict,
+    load_experiment_checkpoint,
+    model_key,
+)
 from sckd.experiment.train import build_model
 
 log = logging.getLogger("sckd")
@@ -40,7 +43,8 @@ class PredictSummary:
 def experiment_for_checkpoint(ckpt: ck.Checkpoint, path: Path, data: str | None = None,
                               overrides: list[str] | None = None, need_root: bool = True) -> ExperimentConfig:
     """The checkpoint's config with ``--set`` overrides and the dataset from ``data`` (see
-    :func:`resolve_dataset`: a dataset folder keeps the checkpoint's dataset config, rooted there).
+    :meth:`ExperimentConfig.read_dataset`: a folder of the model's dataset keeps the checkpoint's
+    dataset config, rooted there; another dataset is read in the model's feature layout).
     ``need_root``: a dataset root must be known (not for work on bare point files or an export)."""
     raw = to_dict(ckpt.config) if isinstance(ckpt.config, ExperimentConfig) else ckpt.config
     return experiment_from_raw(raw, path, data, overrides, need_root)
@@ -53,8 +57,8 @@ def experiment_from_raw(raw: Any, path: Path, data: str | None = None, overrides
     if not isinstance(raw, dict) or not raw:
         raise SckdError(f"{path}: {what} holds no experiment config")
     exp = experiment_from_dict(apply_overrides(raw, overrides or []))
-    if data:
-        exp.dataset = resolve_dataset(data, base=exp.dataset)
+    if data:  # --set dataset.* / eval.* keys mean the dataset read (another one than the model's, too)
+        exp.read_dataset(data, [o for o in overrides or [] if o.startswith(("dataset.", "eval."))])
         if not exp.dataset.root:
             raise SckdError(f"{data}: config key 'dataset.root' is empty")
     if need_root and not exp.dataset.root:

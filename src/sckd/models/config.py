@@ -60,8 +60,9 @@ class EncoderConfig:
     input: Literal["radar", "lidar"] = "radar"
     point_features: list[str] = field(default_factory=lambda: ["x", "y", "z"])
     """Dataset feature names (``dataset.<input>.features``) fed to the network, in this order."""
-    normalize: dict[str, list[float]] = field(default_factory=dict)
-    """Feature name -> [mean, std]: the feature enters as ``(value - mean) / std``."""
+    normalize: dict[str, list[float] | None] = field(default_factory=dict)
+    """Feature name -> [mean, std]: the feature enters as ``(value - mean) / std``. ``null``
+    removes an entry a parent config set (a child that reads fewer features)."""
     max_points_per_voxel: int | None = None
     """Points kept per voxel (the rest are dropped); null keeps all."""
     max_voxels_train: int | None = None
@@ -73,6 +74,8 @@ class EncoderConfig:
         if len(self.voxel_size) != 3 or min(self.voxel_size) <= 0:
             raise _bad(path, "voxel_size", "expected 3 positive numbers (x, y, z metres)")
         for name, ms in self.normalize.items():
+            if ms is None:
+                continue
             if name not in self.point_features:
                 raise _bad(path, f"normalize.{name}", f"not in point_features {self.point_features}")
             if len(ms) != 2 or ms[1] <= 0:

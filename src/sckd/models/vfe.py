@@ -35,13 +35,13 @@ class BatchNorm1d(nn.BatchNorm1d):
 class PointFeatures(nn.Module):
     """(N, 1 + F_all) batch cloud -> (N, len(names)) selected, normalised features."""
 
-    def __init__(self, all_names: list[str], names: list[str], normalize: dict[str, list[float]]) -> None:
+    def __init__(self, all_names: list[str], names: list[str], normalize: dict[str, list[float] | None]) -> None:
         super().__init__()
         self.names = list(names)
         self.register_buffer("cols", torch.tensor([1 + all_names.index(n) for n in names]), persistent=False)
-        self.register_buffer("mean", torch.tensor([normalize.get(n, [0.0, 1.0])[0] for n in names]),
+        self.register_buffer("mean", torch.tensor([(normalize.get(n) or [0.0, 1.0])[0] for n in names]),
                              persistent=False)
-        self.register_buffer("std", torch.tensor([normalize.get(n, [0.0, 1.0])[1] for n in names]),
+        self.register_buffer("std", torch.tensor([(normalize.get(n) or [0.0, 1.0])[1] for n in names]),
                              persistent=False)
 
     def forward(self, points: Tensor) -> Tensor:

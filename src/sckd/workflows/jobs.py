@@ -56,6 +56,22 @@ class DataSource:
 
 
 @dataclass
+class TransferTarget:
+    """Another dataset the radar models of a job set are scored on as well (cross-dataset):
+    read in each model's feature layout (:meth:`ExperimentConfig.read_dataset`)."""
+
+    data: str
+    """Its folder or dataset config."""
+    name: str
+    """Its dataset name: results go to ``results/<key>@<name>.json``."""
+    overrides: list[str] = field(default_factory=list)
+    """``dataset.*`` overrides for it (e.g. which Astyx split)."""
+
+    def result_key(self, key: str) -> str:
+        return f"{key}@{self.name}"
+
+
+@dataclass
 class ModelJob:
     key: str
     """File-name stem: ``runs/<key>``, ``checkpoints/<key>.pt``, ``results/<key>.json``."""
@@ -203,31 +219,46 @@ class JobSet:
         what = f"train {job.label} ({job.config}" + (f", teacher: {job.teacher}" if job.teacher else "") + ")"
         return Stage(f"train-{job.key}", what, run, [self.checkpoint(job.key)], estimate_s, "train")
 
+    def _score(self, key: str, result_key: str, data: str, overrides: list[str]) -> dict[str, Any]:
+        """Predict the split of ``data`` with job ``key``'s checkpoint into ``predictions/<result_key>``
+        and write the metric's result to ``results/<result_key>.json``."""
+        import shutil
+
+        from sckd.engine import checkpoint as ck
+        from sckd.eval import evaluate_folder
+        from sckd.experiment.predict import (
+            experiment_for_checkpoint,
+            predict_checkpoint,
+        )
+
+        path = self.checkpoint(key)
+        preds = self.predictions(result_key)
+        if preds.exists():
+            shutil.rmtree(preds)  # a cut-off earlier attempt
+        summary = predict_checkpoint(path, preds, data=data, split=self.split, overrides=overrides)
+        exp = experiment_for_checkpoint(ck.load_checkpoint(path), path, data, overrides)
+        result = evaluate_folder(exp.dataset, self.split, preds, exp.eval)
+        self.result_file(result_key).parent.mkdir(parents=True, exist_ok=True)
+        write_text_atomic(self.result_file(result_key), json.dumps(result.to_official_json(), indent=1), "result")
+        return {"frames": summary.frames, "detections": summary.detections, "mAP": result.mAP}
+
     def evaluate_stage(self, job: ModelJob, estimate_s: float = 0.0) -> Stage:
         def run() -> dict[str, Any]:
-            import shutil
-
-            from sckd.engine import checkpoint as ck
-            from sckd.eval import evaluate_folder
-            from sckd.experiment.predict import (
-                experiment_for_checkpoint,
-                predict_checkpoint,
-            )
-
-            path = self.checkpoint(job.key)
-            preds = self.predictions(job.key)
-            if preds.exists():
-                shutil.rmtree(preds)  # a cut-off earlier attempt
-            summary = predict_checkpoint(path, preds, data=self.data.predict_arg, split=self.split)
-            exp = experiment_for_checkpoint(ck.load_checkpoint(path), path, self.data.predict_arg)
-            result = evaluate_folder(exp.dataset, self.split, preds, exp.eval)
-            self.result_file(job.key).parent.mkdir(parents=True, exist_ok=True)
-            write_text_atomic(self.result_file(job.key), json.dumps(result.to_official_json(), indent=1), "result")
-            return {"frames": summary.frames, "detections": summary.detections, "mAP": result.mAP}
+            return self._score(job.key, job.key, self.data.predict_arg, [])
 
         return Stage(f"eval-{job.key}", f"evaluate {job.label} on the {self.split} split "
                      f"(predict -> {self.predictions(job.key).relative_to(self.out)}/, VoD metric)",
                      run, [self.result_file(job.key)], estimate_s, "eval")
+
+    def transfer_stage(self, job: ModelJob, target: TransferTarget, estimate_s: float = 0.0) -> Stage:
+        """Score job ``job``'s model on another dataset (cross-dataset transfer)."""
+        key = target.result_key(job.key)
+
+        def run() -> dict[str, Any]:
+            return self._score(job.key, key, target.data, target.overrides)
+
+        return Stage(f"transfer-{key}", f"score {job.label} on {target.name} ({target.data}, "
+                     f"{self.split} split)", run, [self.result_file(key)], estimate_s, "eval")
 
     def read_result(self, key: str) -> EvalResult:
         return read_result(self.result_file(key))

@@ -29,7 +29,13 @@ from sckd.report.tables import (
     gain,
 )
 from sckd.workflows.demo import DemoWorld, load_demo_config, split_sizes, world_stage
-from sckd.workflows.jobs import DataSource, JobSet, ModelJob, read_result
+from sckd.workflows.jobs import (
+    DataSource,
+    JobSet,
+    ModelJob,
+    TransferTarget,
+    read_result,
+)
 from sckd.workflows.pipeline import Pipeline, PipelineResult, Stage
 
 TABLES = tuple(sorted(p.stem for p in (CONFIG_ROOT / "reproduce").glob("*.yaml")))  # one per config
@@ -140,10 +146,12 @@ def choose_data(data: str | None) -> DataChoice:
     return DataChoice(family, DataSource(config_file=path))
 
 class Reproduction:
-    def __init__(self, out: Path, table: str, data: str | None, overrides: list[str] = (), say=print) -> None:
+    def __init__(self, out: Path, table: str, data: str | None, overrides: list[str] = (), say=print,
+                 transfer: str | None = None) -> None:
         self.out, self.name, self.say = Path(out), table, say
         self.spec = load_table(table)
         self.choice = choose_data(data)
+        self.transfer = self._transfer_targets(transfer, table) if transfer else None
         self.world: DemoWorld | None = None
         source = self.choice.source
         fam = self.choice.family
@@ -169,6 +177,21 @@ class Reproduction:
                               for k in range(self.spec.folds)]
         self.jobs = self.fold_sets[0]
 
+    def _transfer_targets(self, data: str, table: str) -> tuple[list[FoldColumn], list[TransferTarget]]:
+        """``--transfer DATA``: the target's columns and, per split of this study, the target
+        (its split of the same number where its family's fold key is a dataset key)."""
+        choice = choose_data(data)
+        fam = self.spec.families.get(choice.family)
+        if choice.source is None or fam is None or not fam.columns:
+            raise SckdError(f"reproduce {table} --transfer {data}: needs a dataset folder or config of a family with "
+                            f"columns in reproduce/{table}.yaml ({', '.join(sorted(self.spec.families)) or 'none'})")
+        name = resolve_dataset(data).name
+        mine = self.spec.families.get(self.choice.family)
+        n = mine.folds if mine else self.spec.folds
+        key = fam.fold_key if fam.fold_key.startswith("dataset.") else ""
+        return list(fam.columns), [TransferTarget(data, name, [f"{key}={k % fam.folds}"] if key else [])
+                                   for k in range(n)]
+
     def stages(self) -> list[Stage]:
         stages: list[Stage] = []
         sizes: dict[str, int] = {}
@@ -181,12 +204,17 @@ class Reproduction:
             js = self.jobs
             stages += [js.train_stage(j, js.train_estimate(j, sizes, tp)) for j in js.jobs]
             stages += [js.evaluate_stage(j, js.eval_estimate(sizes, tp)) for j in js.jobs]
+            if self.transfer:
+                stages += [js.transfer_stage(j, self.transfer[1][0]) for j in js.jobs if j.kind != "teacher"]
             return stages
         # Folds: each job on every split before the next job, evaluated right after its
         # training, so an interrupted study already has whole rows.
         for j in self.jobs.jobs:
             for k, js in enumerate(self.fold_sets):
-                for st in (js.train_stage(j), js.evaluate_stage(j)):
+                sts = [js.train_stage(j), js.evaluate_stage(j)]
+                if self.transfer and j.kind != "teacher":
+                    sts.append(js.transfer_stage(j, self.transfer[1][k]))
+                for st in sts:
                     stages.append(replace(st, name=f"fold{k}-{st.name}", title=f"fold {k}: {st.title}"))
         return stages
 
@@ -256,7 +284,20 @@ class Reproduction:
         labels = {j.key: j.label for j in self.jobs.jobs}
         rows = mean_std_rows(self.fold_results(), [j.key for j in self.jobs.jobs], self.spec.columns,
                              self.spec.gains)
-        return format_fold_tables(rows, labels, self.spec.columns, len(self.fold_sets))
+        text, md = format_fold_tables(rows, labels, self.spec.columns, len(self.fold_sets))
+        if not self.transfer:
+            return text, md
+        columns, targets = self.transfer
+        keys = [j.key for j in self.jobs.jobs if j.kind != "teacher"]
+        results = []
+        for js, t in zip(self.fold_sets, targets):
+            results.append({k: js.read_result(t.result_key(k)) for k in keys
+                            if js.result_file(t.result_key(k)).is_file()})
+        gains = [g for g in self.spec.gains if set(g) <= set(keys)]
+        t_text, t_md = format_fold_tables(mean_std_rows(results, keys, columns, gains), labels, columns,
+                                          len(self.fold_sets))
+        head = f"The same models scored on {targets[0].name} ({targets[0].data})"
+        return f"{text}\n\n{head}\n\n{t_text}", f"{md}\n\n{head}:\n\n{t_md}"
 
     def write(self, result: PipelineResult) -> tuple[Path, str]:
         text, md = self.tables()
