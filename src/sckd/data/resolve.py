@@ -141,8 +141,8 @@ def dataset_for_model(arg: str | Path, model: DatasetConfig, reads: dict[str, li
         need = reads.get(name, [])
         if need and theirs is None:
             raise SckdError(f"{arg}: the model reads {name} points but dataset '{target.name}' has none")
-        if mine is None or theirs is None:
-            sensors[name] = None if mine is None else theirs
+        if mine is None or theirs is None:  # not read: keep the model's entry (its signature names it)
+            sensors[name] = mine
             continue
         missing = [f for f in need if f not in theirs.file_features]
         if missing:
