@@ -54,3 +54,35 @@ def test_student_rows_distil_from_their_own_teacher(tree, table, teacher_key, st
     out = d.training_step(collate([ds[0], ds[1]]))
     out["loss"].backward()
     assert torch.isfinite(out["loss"]) and {"loss_lrfd", "loss_frfd", "loss_ssod"} <= set(out)
+
+
+def test_report_tabulates_the_finished_runs_and_runs_nothing(tmp_path, cli, capsys):
+    """`sckd reproduce TABLE --report`: the finished stages (marker and output present) make the
+    table, rows with fewer splits done say how many; nothing is trained."""
+    import json
+
+    from sckd.eval.result import KINDS, ClassAP, EvalResult
+    from sckd.workflows.reproduce import Reproduction
+
+    out = tmp_path / "out"
+    rep = Reproduction(out, "sigma", None)
+    classes = ["Car", "Pedestrian", "Cyclist"]
+    per = {c: ClassAP(dict.fromkeys(KINDS, 40.0), dict.fromkeys(KINDS, 0.0), 3) for c in classes}
+    done = [(0, "s01"), (1, "s01"), (2, "s01"), (0, "s03")]
+    for k, key in done:
+        js = rep.fold_sets[k]
+        js.result_file(key).parent.mkdir(parents=True, exist_ok=True)
+        js.result_file(key).write_text(json.dumps(EvalResult(classes, {"entire_area": per, "roi": per}, 1, 1)
+                                                  .to_official_json()))
+        (out / ".stages").mkdir(parents=True, exist_ok=True)
+        (out / ".stages" / f"fold{k}-eval-{key}.json").write_text(json.dumps({"seconds": 60.0, "info": {}}))
+    (out / ".stages" / "fold1-eval-s02.json").write_text(json.dumps({"seconds": 5.0, "info": {}}))  # no output
+    result, n = rep.finished()
+    assert sorted(r.name for r in result.records) == sorted(f"fold{k}-eval-{key}" for k, key in done)
+    assert n == len(rep.stages()) and result.total_stage_seconds == 240.0
+    assert cli("reproduce", "sigma", "--out", out, "--report") == 0
+    text = capsys.readouterr().out
+    assert "4 of" in text and "(1/3)" in text
+    md = (out / "sigma.md").read_text()
+    assert "| (b) SSOD, sigma 0.1 (paper) | 40.00 ± 0.00 |" in md and "Total time 4m00s" in md
+    assert not (out / "world").exists() and not (out / "fold0" / "runs").exists()

@@ -37,6 +37,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", help="output folder (default ~/.cache/sckd/reproduce/<table>-<data>)")
     p.add_argument("--transfer", metavar="DATA", help="also score every radar model on this other dataset "
                    "(a folder or config; study-like tables), read with the features the model uses")
+    p.add_argument("--report", action="store_true", help="write the table of the runs finished so far and "
+                   "stop (runs nothing; rows with fewer splits done say how many)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
                    help="override every run's experiment config, e.g. train.epochs=4 (repeatable)")
     p.set_defaults(func=run)
@@ -50,6 +52,11 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out).expanduser().resolve() if args.out else \
         Path.home() / ".cache" / "sckd" / "reproduce" / f"{args.table}-{family}"
     rep = Reproduction(out, args.table, args.data, args.overrides, transfer=args.transfer)
+    if args.report:
+        result, n = rep.finished()
+        path, text = rep.write(result)
+        print(f"{text}\n\n{len(result.records)} of {n} stages finished; wrote {path}")
+        return 0
     print(f"sckd reproduce {args.table} -> {out} ({family}); rerun the same command to continue")
     try:
         result = rep.run()

@@ -128,6 +128,15 @@ class Pipeline:
         est, real = spent.get(stage.group, (0.0, 0.0)) if stage.group else (0.0, 0.0)
         return real / est if est > 0 else 1.0
 
+    def finished(self) -> PipelineResult:
+        """The stages finished so far (by this or an earlier invocation), running nothing."""
+        records = []
+        for stage in self.stages:
+            if self.is_done(stage):
+                m = self.read_marker(stage.name) or {}
+                records.append(StageRecord(stage.name, float(m.get("seconds", 0.0)), True, m.get("info") or {}))
+        return PipelineResult(records, 0.0, 0.0, 0.0)
+
     def run(self) -> PipelineResult:
         t_start = time.perf_counter()
         records: list[StageRecord] = []

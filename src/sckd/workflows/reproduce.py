@@ -223,6 +223,12 @@ class Reproduction:
         self.jobs.validate()
         return Pipeline(self.out, self.stages(), self.say).run()
 
+    def finished(self) -> tuple[PipelineResult, int]:
+        """(the stages finished so far, the number of stages): for a table of what is done
+        while the rest runs elsewhere."""
+        stages = self.stages()
+        return Pipeline(self.out, stages, self.say).finished(), len(stages)
+
     def tables(self) -> tuple[str, str]:
         """(text, Markdown) tables of the finished jobs."""
         if len(self.fold_sets) > 1 or self.spec.columns:
