@@ -6,6 +6,7 @@
     sckd reproduce table5 --set train.epochs=4    # override every run's config
     sckd reproduce astyx --data ASTYX_ROOT        # real radar + LiDAR, 3 splits, mean +- std
     sckd reproduce cross --data ASTYX_ROOT --transfer WORLD   # trained on Astyx, also scored on a world
+    sckd reproduce study --data ASTYX_ROOT --out OUT --report  # the table of what is finished so far
 
 Tables: table1 (baseline vs. SCKD), table3 (ablation of the distillation terms), table4 (1/4
 of the labels), table5 (teacher variants), astyx (teacher, baseline, student, SSOD and the
