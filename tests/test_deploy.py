@@ -10,11 +10,10 @@ import re
 import numpy as np
 import pytest
 import torch
+from helpers.tiny_student import train_on_tiny_world
 
 from sckd.data.dataset import RadarDataset, collate
 from sckd.data.labels import read_labels
-from sckd.data.synth.config import load_synth_config
-from sckd.data.synth.world import synthesize
 from sckd.deploy.network import PillarNetwork
 from sckd.errors import SckdError
 from sckd.experiment.predict import load_trained_model
@@ -31,11 +30,7 @@ def trained(tmp_path_factory):
     from sckd.cli import main
 
     root = tmp_path_factory.mktemp("deploy")
-    world = root / "world"
-    synthesize(world, 12, 0, load_synth_config(None, ["synth.sequence.frames_per_sequence=4"]), workers=1)
-    run = root / "run"
-    assert main(["-q", "train", *STUDENT, "--data", str(world), "--out", str(run)]) == 0
-    ckpt = run / "checkpoints" / "final.pt"
+    world, ckpt = train_on_tiny_world(root, 12, *STUDENT)
     onnx = root / "student.onnx"
     assert main(["-q", "export", str(ckpt), "--out", str(onnx)]) == 0
     return world, ckpt, onnx, root

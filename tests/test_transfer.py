@@ -10,6 +10,7 @@ import statistics
 import numpy as np
 import pytest
 from helpers.astyx_tree import simple_frames, write_astyx
+from helpers.tiny_student import train_on_tiny_world
 
 from sckd.data.dataset import RadarDataset
 from sckd.data.labels import read_labels
@@ -29,18 +30,9 @@ def _cache(tmp_path, monkeypatch):
 @pytest.fixture(scope="module")
 def synth_student(tmp_path_factory):
     """A synthetic-world radar detector that reads x, y, z, v_r only, briefly trained."""
-    from sckd.cli import main
-    from sckd.data.synth.config import load_synth_config
-    from sckd.data.synth.world import synthesize
-
-    root = tmp_path_factory.mktemp("transfer")
-    world = root / "world"
-    synthesize(world, 8, 0, load_synth_config(None, ["synth.sequence.frames_per_sequence=4"]), workers=1)
-    run = root / "run"
-    assert main(["-q", "train", "experiments/synth/pointpillars_radar", *SHARED, "--set", "train.epochs=1",
-                 "--set", "train.val_every=0", "--set", "train.batch_size=2", "--set", "train.workers=0",
-                 "--data", str(world), "--out", str(run)]) == 0
-    return world, run / "checkpoints" / "final.pt"
+    return train_on_tiny_world(tmp_path_factory.mktemp("transfer"), 8, "experiments/synth/pointpillars_radar",
+                               *SHARED, "--set", "train.epochs=1", "--set", "train.val_every=0",
+                               "--set", "train.batch_size=2", "--set", "train.workers=0")
 
 
 def test_as_features_picks_columns_by_name_and_zeros_the_rest():
