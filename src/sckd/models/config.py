@@ -36,6 +36,10 @@ class PillarConfig:
     """Widths of 3x3 conv + BN + ReLU layers (stride 1) run on the scattered pillar map, so the
     encoder's BEV map carries spatial context the way SECOND's sparse 3D convs give it; this
     map is what feature distillation reads. [] = plain PointPillars (the scatter is the map)."""
+    sparse_bev: bool = False
+    """Run ``bev_convs`` as submanifold 3x3 convs over the occupied pillars only (BN over
+    pillars; the map stays zero off them): radar fills under 1% of the cells (models/
+    sparse_bev.py). Changes what the layers compute, so train with the setting you run."""
 
 
 @dataclass

@@ -10,6 +10,7 @@ from __future__ import annotations
 from torch import Tensor, nn
 
 from sckd.models.config import EncoderConfig
+from sckd.models.sparse_bev import SparseBevConvs
 from sckd.models.vfe import BN_EPS, BN_MOMENTUM, PillarVFE, PointFeatures
 from sckd.ops.voxelize import Voxels, grid_size_of, voxelize
 
@@ -40,13 +41,18 @@ class PillarEncoder(nn.Module):
         self.point_features = PointFeatures(all_features, cfg.point_features, cfg.normalize)
         self.vfe = PillarVFE(cfg.point_features, cfg.pillar.num_filters, cfg.voxel_size, pc_range,
                              cfg.pillar.use_absolute_xyz, cfg.pillar.with_distance)
-        layers: list[nn.Module] = []
         c = self.vfe.out_channels
-        for width in cfg.pillar.bev_convs:
-            layers += [nn.Conv2d(c, width, 3, padding=1, bias=False),
-                       nn.BatchNorm2d(width, eps=BN_EPS, momentum=BN_MOMENTUM), nn.ReLU()]
-            c = width
-        self.bev_convs = nn.Sequential(*layers)
+        self.sparse_bev = cfg.pillar.sparse_bev
+        if self.sparse_bev:  # the same layers over the occupied pillars only (sparse_bev.py)
+            self.bev_convs = SparseBevConvs(c, cfg.pillar.bev_convs)
+            c = self.bev_convs.out_channels
+        else:
+            layers: list[nn.Module] = []
+            for width in cfg.pillar.bev_convs:
+                layers += [nn.Conv2d(c, width, 3, padding=1, bias=False),
+                           nn.BatchNorm2d(width, eps=BN_EPS, momentum=BN_MOMENTUM), nn.ReLU()]
+                c = width
+            self.bev_convs = nn.Sequential(*layers)
         self.out_channels = c
 
     def forward(self, points: Tensor, batch_size: int) -> Tensor:
@@ -59,4 +65,7 @@ class PillarEncoder(nn.Module):
         """The kept points (N_kept, 1 + F_all) of ``vox`` -> the BEV map (the part after the
         data-dependent grouping; what an ONNX export holds)."""
         pillars = self.vfe(self.point_features(points), points[:, 1:4], vox)
+        if self.sparse_bev:
+            pillars = self.bev_convs(pillars, vox.coords, batch_size, *self.bev_shape)
+            return scatter_to_bev(pillars, vox.coords, batch_size, *self.bev_shape)
         return self.bev_convs(scatter_to_bev(pillars, vox.coords, batch_size, *self.bev_shape))
