@@ -86,3 +86,34 @@ def test_report_tabulates_the_finished_runs_and_runs_nothing(tmp_path, cli, caps
     md = (out / "sigma.md").read_text()
     assert "| (b) SSOD, sigma 0.1 (paper) | 40.00 ± 0.00 |" in md and "Total time 4m00s" in md
     assert not (out / "world").exists() and not (out / "fold0" / "runs").exists()
+
+
+def test_deploy_slim_student_distils_from_the_radar_only_paper_size_run(tree, one_torch_thread):
+    """`sckd reproduce deploy`'s slim_kd row: the paper-size SECOND (radar only) teaches the slim
+    backbone on the same BEV grid through pseudo-labels, its map (FRFD, one adapter) and GT."""
+    data, root = tree
+    jobs = {j.key: j for j in load_table("deploy").jobs}
+    assert jobs["slim_kd"].teacher == "paper"
+    texp = load_experiment(f"experiments/synth/{jobs['paper'].experiment}")
+    texp.dataset.root = str(data.root)
+    torch.manual_seed(0)
+    teacher = build_model(texp)
+    assert texp.model.backbone_2d.layer_nums == [5, 5] and texp.model.encoders["radar"].voxel_size == [0.05, 0.05, 0.1]
+    path = root / "deploy_paper.pt"
+    ck.save_checkpoint(ck.Checkpoint(teacher.state_dict(), to_dict(texp)), path)
+    exp = load_experiment(f"experiments/synth/{jobs['slim_kd'].experiment}", [f"distill.teacher.checkpoint={path}"])
+    exp.dataset.root = str(data.root)
+    d = build_model(exp)
+    assert d.layout == [("radar", 256)] and not d.needs_lidar and not hasattr(d, "lrfd_adapter")
+    assert exp.model.backbone_2d.num_filters == [64, 128]
+    assert to_dict(exp.model.encoders["radar"]) == to_dict(texp.model.encoders["radar"])  # same encoder
+    ds = RadarDataset(exp.dataset, "train", with_lidar=False, labeled=True)
+    out = d.training_step(collate([ds[0], ds[1]]))
+    out["loss"].backward()
+    assert torch.isfinite(out["loss"]) and {"loss_frfd", "loss_ssod", "loss_gt"} <= set(out) and "loss_lrfd" not in out
+
+
+def test_report_on_a_missing_folder_is_a_one_line_error(tmp_path, cli, capsys):
+    assert cli("reproduce", "deploy", "--out", tmp_path / "none", "--report") == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "no such folder" in err and not (tmp_path / "none").exists()

@@ -24,6 +24,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from sckd.errors import SckdError
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     from sckd.config import CONFIG_ROOT
@@ -54,6 +56,9 @@ def run(args: argparse.Namespace) -> int:
         Path.home() / ".cache" / "sckd" / "reproduce" / f"{args.table}-{family}"
     rep = Reproduction(out, args.table, args.data, args.overrides, transfer=args.transfer)
     if args.report:
+        if not out.is_dir():
+            raise SckdError(f"{out}: no such folder; --report reads the runs of an earlier "
+                            f"`sckd reproduce {args.table} --out {out}`")
         result, n = rep.finished()
         path, text = rep.write(result)
         print(f"{text}\n\n{len(result.records)} of {n} stages finished; wrote {path}")
