@@ -25,6 +25,7 @@ def tree(tmp_path_factory):
 
 @pytest.mark.parametrize("table,teacher_key,student_key,width,features", [
     ("capacity", "teacher_w64", "i_w64", 64, 7),
+    ("capacity", "teacher", "i_second", 32, 7),
     ("cross", "teacher_af", "x_i_af", 32, 4),
     ("cross", "teacher", "x_i", 32, 4),
 ])
@@ -50,6 +51,7 @@ def test_student_rows_distil_from_their_own_teacher(tree, table, teacher_key, st
     assert len(exp.model.encoders["radar"].point_features) == features
     for k, v in teacher.state_dict().items():
         assert torch.equal(d.teacher.state_dict()[k], v)
+    assert type(d.student.encoders["radar"]).__name__ == ("VoxelEncoder" if "second" in student_key else "PillarEncoder")
     ds = RadarDataset(exp.dataset, "train", with_lidar=True, labeled=True)
     out = d.training_step(collate([ds[0], ds[1]]))
     out["loss"].backward()
