@@ -39,6 +39,7 @@ from sckd.deploy.network import PillarNetwork
 from sckd.deploy.onnx_export import export_onnx
 from sckd.deploy.onnx_runtime import OnnxNetwork
 from sckd.deploy.predict import OnnxPredictor, TorchPredictor
+from sckd.engine.memory_format import to_channels_last
 from sckd.eval import SplitEvaluator
 from sckd.experiment.predict import load_trained_model
 from sckd.models.pillar import PillarEncoder
@@ -61,7 +62,7 @@ def _pillar_routes(ckpt: str, data: str, exp, model, frames: list, tmp: Path, ar
     net = PillarNetwork(model, exp.dataset.radar.features)
     inputs = [net.prepare(collate([f]).radar) for f in frames]
     routes = {"torch": (lambda x: net(*x), TorchPredictor(exp, model, torch.device("cpu")))}
-    nhwc = load_trained_model(ckpt, data)[1].eval().to(memory_format=torch.channels_last)
+    nhwc = to_channels_last(load_trained_model(ckpt, data)[1].eval())
     net_nhwc = PillarNetwork(nhwc, exp.dataset.radar.features)
     routes["torch NHWC"] = (lambda x: net_nhwc(*x), TorchPredictor(exp, nhwc, torch.device("cpu")))
     onnx_path = tmp / f"{Path(ckpt).stem}.onnx"
@@ -80,7 +81,7 @@ def _pillar_routes(ckpt: str, data: str, exp, model, frames: list, tmp: Path, ar
 
 def _dense_routes(ckpt: str, data: str, exp, model, frames: list) -> dict:
     """The same for a detector that is not exported (SECOND): PyTorch, NCHW and NHWC."""
-    nhwc = load_trained_model(ckpt, data)[1].eval().to(memory_format=torch.channels_last)
+    nhwc = to_channels_last(load_trained_model(ckpt, data)[1].eval())
     out = {}
     for name, m in (("torch", model), ("torch NHWC", nhwc)):
         out[name] = (lambda i, m=m: m.head_forward(m.encode(collate([frames[i]]))),

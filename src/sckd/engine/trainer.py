@@ -36,6 +36,7 @@ from sckd.engine.distributed import (
     wrap_for_training,
 )
 from sckd.engine.loader import iters_per_epoch, make_loader
+from sckd.engine.memory_format import to_channels_last
 from sckd.engine.monitor import Monitor
 from sckd.engine.optim import OneCycle, build_optimizer
 from sckd.engine.rundir import checkpoints_dir
@@ -73,8 +74,8 @@ class Trainer:
                  export: Callable[[ck.Checkpoint], ck.Checkpoint] | None = None) -> None:
         self.cfg, self.env, self.run_dir = cfg, env, Path(run_dir)
         self.model = model.to(env.device)
-        if cfg.channels_last:  # the distiller forwards this to its frozen teacher too
-            self.model = self.model.to(memory_format=torch.channels_last)
+        if cfg.channels_last:  # the 2D convs only (a SECOND's 5-D sparse weights have no NHWC)
+            self.model = to_channels_last(self.model)
         self.train_set, self.collate, self.validator = train_set, collate, validator
         self.config, self.signature, self.on_step = config if config is not None else {}, signature, on_step
         self.export = export
