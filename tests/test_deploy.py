@@ -229,3 +229,13 @@ def test_int8_export_is_calibrated_on_train_frames_and_runs(trained, cli, capsys
     capsys.readouterr()
     assert cli("predict", q, world, "--frames", ds.frame_ids[0], "--out", root / "int8_preds") == 0
     assert (root / "int8_preds" / f"{ds.frame_ids[0]}.txt").is_file()
+
+
+def test_onnx_session_does_not_busy_wait_between_frames(trained):
+    """Spinning intra-op threads would hold the cores while decoding and NMS run in Python
+    (the whole-frame time in benchmarks/bench_deploy.py)."""
+    from sckd.deploy.onnx_runtime import OnnxNetwork
+
+    _, _, onnx, _ = trained
+    opts = OnnxNetwork(onnx, threads=2).session.get_session_options()
+    assert opts.get_session_config_entry("session.intra_op.allow_spinning") == "0"
