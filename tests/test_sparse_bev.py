@@ -59,6 +59,13 @@ def test_layers_are_conv_bn_relu_over_pillars_and_backpropagate():
     assert x.grad is not None and float(x.grad.abs().sum()) > 0
 
 
+def test_one_or_no_pillar_in_training_is_no_error():
+    convs = SparseBevConvs(3, [4]).train()
+    for n in (0, 1):
+        out = convs(torch.randn(n, 3), torch.tensor([[0, 0, 2, 3]] * n).reshape(n, 4), 1, NY, NX)
+        assert out.shape == (n, 4) and bool(torch.isfinite(out).all())
+
+
 def test_sparse_bev_encoder_keeps_the_map_zero_off_the_pillars():
     exp = load_experiment("experiments/synth/pointpillars_radar", ["model.encoders.radar.pillar.sparse_bev=true"])
     det = build_detector(exp.model, exp.dataset).eval()

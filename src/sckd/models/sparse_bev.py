@@ -15,7 +15,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from sckd.models.vfe import BN_EPS, BN_MOMENTUM
+from sckd.models.vfe import BatchNorm1d
 
 
 def bev_neighbours(coords: Tensor, batch_size: int, ny: int, nx: int) -> Tensor:
@@ -43,7 +43,7 @@ class SubmanifoldConv2d(nn.Module):
         padded = torch.cat([x, x.new_zeros(1, x.shape[1])])  # row P: the empty neighbour
         gathered = padded[neighbours]  # (P, 9, C_in), k = (dy + 1) * 3 + (dx + 1)
         w = self.weight.permute(2, 3, 1, 0).reshape(9 * x.shape[1], -1)  # (9 C_in, C_out)
-        return gathered.reshape(x.shape[0], -1) @ w
+        return gathered.reshape(x.shape[0], 9 * x.shape[1]) @ w  # explicit: P may be 0
 
 
 class SparseBevConvs(nn.Module):
@@ -54,8 +54,8 @@ class SparseBevConvs(nn.Module):
         layers = []
         c = in_channels
         for width in widths:
-            layers.append(nn.ModuleList([SubmanifoldConv2d(c, width),
-                                         nn.BatchNorm1d(width, eps=BN_EPS, momentum=BN_MOMENTUM)]))
+            # BN over pillars; a frame batch with 0 or 1 pillar keeps the running statistics
+            layers.append(nn.ModuleList([SubmanifoldConv2d(c, width), BatchNorm1d(width)]))
             c = width
         self.layers = nn.ModuleList(layers)
         self.out_channels = c
