@@ -194,3 +194,38 @@ def test_sigterm_stops_after_the_step_with_a_checkpoint_then_resumes(world, tmp_
     if not (run / "checkpoints" / "final.pt").exists():
         assert latest is not None and ck.load_checkpoint(latest).step >= 2
         _resume_and_compare(cfg, root, run, ref)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_signal_to_the_whole_process_group_stops_cleanly(world, tmp_path, sig):
+    """``scancel`` / a pre-empting scheduler signals every process of the job, and Ctrl-C in a
+    terminal reaches the whole foreground group: the DataLoader workers get the signal too. They
+    must leave the stop to the main process, which saves a checkpoint and exits 0 (a worker dying
+    of it made the run end in an internal error, losing the steps since the last checkpoint)."""
+    root, cfg, ref = world
+    run = tmp_path / "run"
+    log = run / "train.log"
+    proc = subprocess.Popen([sys.executable, "-m", "sckd", *_argv(cfg, root, run)], env=_env(),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            start_new_session=True)
+    try:
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline and proc.poll() is None:
+            if log.is_file() and f" step 2/{TOTAL_STEPS} " in log.read_text():
+                break
+            time.sleep(0.01)
+        assert proc.poll() is None, "the run ended before it could be signalled"
+        os.killpg(proc.pid, sig)
+        proc.wait(timeout=120)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    err = proc.stderr.read().decode() if proc.stderr else ""
+    assert proc.returncode == 0, err
+    assert "internal error" not in err and "worker" not in err, err
+    assert signal.Signals(sig).name in log.read_text()
+    latest = ck.latest_checkpoint(run / "checkpoints")
+    if not (run / "checkpoints" / "final.pt").exists():
+        assert latest is not None and ck.load_checkpoint(latest).step >= 2
+        _resume_and_compare(cfg, root, run, ref)

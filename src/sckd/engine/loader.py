@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import random
+import signal
 from collections.abc import Callable, Iterator, Sized
 from functools import partial
 from typing import Any
@@ -64,7 +65,14 @@ def iters_per_epoch(n: int, batch_size: int, world_size: int, drop_last: bool) -
 
 def _init_worker(warning_channel: Any, worker_id: int) -> None:
     """Seed a worker's global generators from the loader's per-epoch seed (torch does torch's)
-    and send its warnings to the main process, where the run's summary counts them."""
+    and send its warnings to the main process, where the run's summary counts them.
+
+    Workers ignore SIGINT / SIGTERM: Ctrl-C reaches the terminal's whole process group and a
+    scheduler's stop signal every process of the job, and a worker dying of it would turn the
+    trainer's checkpoint-and-exit into a crash. The main process shuts its workers down (and
+    they exit on their own if it dies)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     s = torch.initial_seed() % 2**32
     np.random.seed(s)
     random.seed(s)
