@@ -87,6 +87,15 @@ def _resume_and_compare(cfg: Path, root: Path, run: Path, ref: dict) -> str:
     return (run / "train.log").read_text()
 
 
+def _wait_for_step(proc: subprocess.Popen, log: Path, step: int) -> None:
+    """Until the run has logged ``step`` (or ended, or 4 minutes passed)."""
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and proc.poll() is None:
+        if log.is_file() and f" step {step}/{TOTAL_STEPS} " in log.read_text():
+            return
+        time.sleep(0.01)
+
+
 def test_sigkill_at_a_random_step_then_resume_gives_identical_weights(world, tmp_path):
     root, cfg, ref = world
     rng = random.Random(SEED)
@@ -98,11 +107,7 @@ def test_sigkill_at_a_random_step_then_resume_gives_identical_weights(world, tmp
     proc = subprocess.Popen([sys.executable, "-m", "sckd", *_argv(cfg, root, run)], env=_env(),
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
-        deadline = time.monotonic() + 240
-        while time.monotonic() < deadline and proc.poll() is None:
-            if log.is_file() and f" step {step}/{TOTAL_STEPS} " in log.read_text():
-                break
-            time.sleep(0.01)
+        _wait_for_step(proc, log, step)
         time.sleep(delay)
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=60)
@@ -176,11 +181,7 @@ def test_sigterm_stops_after_the_step_with_a_checkpoint_then_resumes(world, tmp_
     proc = subprocess.Popen([sys.executable, "-m", "sckd", *_argv(cfg, root, run)], env=_env(),
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
-        deadline = time.monotonic() + 240
-        while time.monotonic() < deadline and proc.poll() is None:
-            if log.is_file() and f" step 2/{TOTAL_STEPS} " in log.read_text():
-                break
-            time.sleep(0.01)
+        _wait_for_step(proc, log, 2)
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=120)
     finally:
@@ -209,11 +210,7 @@ def test_signal_to_the_whole_process_group_stops_cleanly(world, tmp_path, sig):
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                             start_new_session=True)
     try:
-        deadline = time.monotonic() + 240
-        while time.monotonic() < deadline and proc.poll() is None:
-            if log.is_file() and f" step 2/{TOTAL_STEPS} " in log.read_text():
-                break
-            time.sleep(0.01)
+        _wait_for_step(proc, log, 2)
         assert proc.poll() is None, "the run ended before it could be signalled"
         os.killpg(proc.pid, sig)
         proc.wait(timeout=120)
