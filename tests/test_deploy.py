@@ -218,6 +218,9 @@ def test_int8_export_is_calibrated_on_train_frames_and_runs(trained, cli, capsys
     assert ops.count("QuantizeLinear") >= ops.count("Conv") > 0
     meta = {p.key: p.value for p in model.metadata_props}
     assert meta["sckd.quantization"].startswith("int8") and "sckd.config" in meta
+    # nothing is materialised that the float graph computes (the zero BEV canvas once was)
+    biggest = max(len(t.raw_data) for t in onnx.load(str(onnx_path)).graph.initializer)
+    assert max(len(t.raw_data) for t in model.graph.initializer) <= biggest
     exp, model_pt = load_trained_model(ckpt, str(world))
     net = PillarNetwork(model_pt.eval(), exp.dataset.radar.features)
     _, ds = _frames(world, ckpt)
