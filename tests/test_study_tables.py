@@ -119,3 +119,20 @@ def test_report_on_a_missing_folder_is_a_one_line_error(tmp_path, cli, capsys):
     assert cli("reproduce", "deploy", "--out", tmp_path / "none", "--report") == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "no such folder" in err and not (tmp_path / "none").exists()
+
+
+@pytest.mark.parametrize("table", ["deploy", "table3", "sigma"])
+def test_every_job_is_evaluated_right_after_its_training(tmp_path, table):
+    """One split (deploy, table3) or several (sigma): a job's evaluation follows its training
+    (on each split) before the next job trains, so a run stopped half-way, or `--report` beside a
+    long one, already has the rows of the jobs done."""
+    from sckd.workflows.reproduce import Reproduction
+
+    names = [s.name for s in Reproduction(tmp_path / "out", table, None).stages() if s.name != "world"]
+    keys = [j.key for j in load_table(table).jobs]
+    assert len(names) == 2 * len(keys) * (len(names) // (2 * len(keys)))
+    for i in range(0, len(names), 2):
+        train, ev = names[i], names[i + 1]
+        assert "train-" in train and ev == train.replace("train-", "eval-"), names
+    jobs_in_order = [n.split("train-")[1] for n in names if "train-" in n]
+    assert jobs_in_order == sorted(jobs_in_order, key=keys.index)  # job by job, splits inside

@@ -200,15 +200,16 @@ class Reproduction:
             tp = load_demo_config("demo/default.yaml").throughput
             sizes = split_sizes(self.world)
             stages.append(world_stage(self.out, self.world, self.world.frames / tp.get("synth", 25.0), self.say))
+        # Each job evaluated right after its training (on every split before the next job), so
+        # an interrupted run, or `--report` beside a long one, already has whole rows.
         if len(self.fold_sets) == 1:
             js = self.jobs
-            stages += [js.train_stage(j, js.train_estimate(j, sizes, tp)) for j in js.jobs]
-            stages += [js.evaluate_stage(j, js.eval_estimate(sizes, tp)) for j in js.jobs]
-            if self.transfer:
-                stages += [js.transfer_stage(j, self.transfer[1][0]) for j in js.jobs if j.kind != "teacher"]
+            for j in js.jobs:
+                stages += [js.train_stage(j, js.train_estimate(j, sizes, tp)),
+                           js.evaluate_stage(j, js.eval_estimate(sizes, tp))]
+                if self.transfer and j.kind != "teacher":
+                    stages.append(js.transfer_stage(j, self.transfer[1][0]))
             return stages
-        # Folds: each job on every split before the next job, evaluated right after its
-        # training, so an interrupted study already has whole rows.
         for j in self.jobs.jobs:
             for k, js in enumerate(self.fold_sets):
                 sts = [js.train_stage(j), js.evaluate_stage(j)]
