@@ -44,8 +44,8 @@ def quantize_int8(float_onnx: str | Path, out: str | Path,
     meta = {p.key: p.value for p in onnx.load(str(float_onnx), load_external_data=False).metadata_props}
     with tempfile.TemporaryDirectory() as tmp:
         pre, q = Path(tmp) / "pre.onnx", Path(tmp) / "int8.onnx"
-        # no graph optimisation here: it folds the zero BEV canvas the scatter writes into into a
-        # constant (H x W x C floats, 3.3 MB at 160 x 160 x 32), which made the int8 file larger
+        # no graph optimisation here: it folds the zero BEV canvas (which the scatter fills) into
+        # a constant (H x W x C floats, 3.3 MB at 160 x 160 x 32), which made the int8 file larger
         # than the float one; ONNX Runtime optimises the graph when it loads it anyway
         quant_pre_process(str(float_onnx), str(pre), skip_optimization=True, skip_symbolic_shape=True)
         quantize_static(str(pre), str(q), Reader(), quant_format=QuantFormat.QDQ, op_types_to_quantize=["Conv"],
