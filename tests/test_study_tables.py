@@ -128,9 +128,10 @@ def test_every_job_is_evaluated_right_after_its_training(tmp_path, table):
     long one, already has the rows of the jobs done."""
     from sckd.workflows.reproduce import Reproduction
 
-    names = [s.name for s in Reproduction(tmp_path / "out", table, None).stages() if s.name != "world"]
+    rep = Reproduction(tmp_path / "out", table, None)
+    names = [s.name for s in rep.stages() if s.name != "world"]
     keys = [j.key for j in load_table(table).jobs]
-    assert len(names) == 2 * len(keys) * (len(names) // (2 * len(keys)))
+    assert len(names) == 2 * len(keys) * len(rep.fold_sets)  # a training and an evaluation each
     for i in range(0, len(names), 2):
         train, ev = names[i], names[i + 1]
         assert "train-" in train and ev == train.replace("train-", "eval-"), names
