@@ -48,6 +48,38 @@ def test_pipeline_skips_done_stages_and_reruns_lost_outputs(tmp_path):
     assert calls == ["a", "b", "b"]
 
 
+def test_pipeline_two_runners_share_one_out_and_run_each_stage_once(tmp_path):
+    """A second runner (another ``sckd reproduce`` in the same OUT) waits on the stage the
+    first is running, then reuses it; with no lock both would train it."""
+    import threading
+
+    started, release = threading.Event(), threading.Event()
+    calls, lines2 = [], []
+    a, b = tmp_path / "a.txt", tmp_path / "b.txt"
+
+    def slow_a():
+        calls.append("a")
+        started.set()
+        assert release.wait(30)
+        a.write_text("a")
+
+    def say2(line):
+        lines2.append(line)
+        if "another process is running it" in line:
+            release.set()  # the second runner is blocked on the lock: let the first finish
+
+    first = [Stage("a", "make a", slow_a, [a]), _stage("b", b, calls)]
+    second = [Stage("a", "make a", slow_a, [a]), _stage("b", b, calls)]
+    t1 = threading.Thread(target=lambda: Pipeline(tmp_path, first, lambda s: None).run())
+    t1.start()
+    assert started.wait(30)
+    res2 = Pipeline(tmp_path, second, say2).run()
+    t1.join(30)
+    assert calls.count("a") == 1, calls
+    assert res2.record("a").skipped
+    assert any("done by another process" in line for line in lines2), lines2
+
+
 def test_pipeline_interrupted_stage_runs_again_and_earlier_ones_do_not(tmp_path):
     calls = []
     a, b = tmp_path / "a.txt", tmp_path / "b.txt"

@@ -5,6 +5,11 @@ outputs is still there; a rerun skips done stages and runs the rest. A stage tha
 simply runs again: stages that train call the engine, which continues from the run folder's
 latest checkpoint, so an interrupted training picks up where it stopped.
 
+Several processes may share one ``OUT`` (e.g. ``reproduce sigma`` and ``reproduce cross`` reusing
+the study's teachers): a stage is run under an exclusive lock (``OUT/.stages/<name>.lock``,
+POSIX ``flock``, released by the kernel if its holder dies), so a second process waits for a
+stage another one is running and then reuses it instead of training it twice.
+
 Progress: before each stage a line says what runs and the time left for it and for the whole
 job. Estimates come from the caller (``Stage.estimate_s``, e.g. frames x epochs / typical
 throughput) and are rescaled by how fast the stages run so far went against their estimates.
@@ -12,12 +17,13 @@ throughput) and are rescaled by how fast the stages run so far went against thei
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import resource
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,6 +31,11 @@ from typing import Any
 from sckd.atomic import write_text_atomic
 from sckd.errors import SckdError
 from sckd.report.tables import fmt_duration
+
+try:
+    import fcntl
+except ImportError:  # Windows: no sharing of one OUT between processes
+    fcntl = None  # type: ignore[assignment]
 
 log = logging.getLogger("sckd")
 
@@ -116,6 +127,24 @@ class Pipeline:
             return None  # a torn marker: the stage runs again
         return data if isinstance(data, dict) else None
 
+    @contextlib.contextmanager
+    def _claim(self, stage: Stage, head: str) -> Iterator[None]:
+        """Hold the stage's lock; waits (saying so) while another process runs the stage."""
+        if fcntl is None:
+            yield
+            return
+        self.marker_dir.mkdir(parents=True, exist_ok=True)
+        with open(self.marker_dir / f"{stage.name}.lock", "a") as fh:
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                self.say(f"{head}: another process is running it, waiting")
+                fcntl.flock(fh, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
+
     def is_done(self, stage: Stage) -> bool:
         return self.read_marker(stage.name) is not None and all(p.exists() for p in stage.outputs)
 
@@ -149,18 +178,24 @@ class Pipeline:
                 records.append(StageRecord(stage.name, float(m.get("seconds", 0.0)), True, m.get("info") or {}))
                 self.say(f"{head}: done earlier ({fmt_duration(records[-1].seconds)}), reusing it")
                 continue
-            rest = [s for s in self.stages[k - 1:] if not self.is_done(s)]
-            left = sum(self._scale(spent, s) * s.estimate_s for s in rest)
-            eta = (f" (about {fmt_duration(self._scale(spent, stage) * stage.estimate_s)}; "
-                   f"{fmt_duration(left)} left in all)") if stage.estimate_s else ""
-            self.say(f"{head}{eta}")
-            t0 = time.perf_counter()
-            info = stage.run() or {}
-            dt = time.perf_counter() - t0
-            missing = [str(p) for p in stage.outputs if not p.exists()]
-            if missing:
-                raise SckdError(f"{missing[0]}: stage '{stage.name}' finished without writing it")
-            self._write_marker(stage, dt, info)
+            with self._claim(stage, head):
+                if self.is_done(stage):  # another process finished it while this one waited
+                    m = self.read_marker(stage.name) or {}
+                    records.append(StageRecord(stage.name, float(m.get("seconds", 0.0)), True, m.get("info") or {}))
+                    self.say(f"{head}: done by another process ({fmt_duration(records[-1].seconds)}), reusing it")
+                    continue
+                rest = [s for s in self.stages[k - 1:] if not self.is_done(s)]
+                left = sum(self._scale(spent, s) * s.estimate_s for s in rest)
+                eta = (f" (about {fmt_duration(self._scale(spent, stage) * stage.estimate_s)}; "
+                       f"{fmt_duration(left)} left in all)") if stage.estimate_s else ""
+                self.say(f"{head}{eta}")
+                t0 = time.perf_counter()
+                info = stage.run() or {}
+                dt = time.perf_counter() - t0
+                missing = [str(p) for p in stage.outputs if not p.exists()]
+                if missing:
+                    raise SckdError(f"{missing[0]}: stage '{stage.name}' finished without writing it")
+                self._write_marker(stage, dt, info)
             records.append(StageRecord(stage.name, dt, False, info))
             if stage.estimate_s and stage.group:
                 acc = spent.setdefault(stage.group, [0.0, 0.0])
