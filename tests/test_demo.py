@@ -80,6 +80,51 @@ def test_pipeline_two_runners_share_one_out_and_run_each_stage_once(tmp_path):
     assert any("done by another process" in line for line in lines2), lines2
 
 
+def test_pipeline_runner_moves_past_a_locked_stage_to_one_that_does_not_need_it(tmp_path):
+    """Two runners of one job share the work: while the first trains ``a``, the second runs the
+    independent ``b`` instead of waiting, then waits for ``a`` before ``c``, which reads it."""
+    import threading
+
+    started, release = threading.Event(), threading.Event()
+    calls, lines2 = [], []
+    a, b, c = (tmp_path / f"{x}.txt" for x in "abc")
+
+    def slow_a():
+        calls.append(("a", threading.current_thread().name))
+        started.set()
+        assert release.wait(30)
+        a.write_text("a")
+
+    def make_b():
+        calls.append(("b", threading.current_thread().name, release.is_set()))
+        b.write_text("b")
+
+    def make_c():
+        assert a.read_text() == "a"
+        calls.append(("c", threading.current_thread().name))
+        c.write_text("c")
+
+    def say2(line):
+        lines2.append(line)
+        if "another process is running it" in line:
+            release.set()
+
+    def stages():
+        return [Stage("a", "a", slow_a, [a], needs=[]), Stage("b", "b", make_b, [b], needs=[]),
+                Stage("c", "c", make_c, [c], needs=["a"])]
+
+    t1 = threading.Thread(target=lambda: Pipeline(tmp_path, stages(), lambda s: None).run(), name="first")
+    t1.start()
+    assert started.wait(30)
+    res2 = Pipeline(tmp_path, stages(), say2).run()
+    t1.join(30)
+    assert [x[0] for x in calls].count("a") == 1 and [x[0] for x in calls].count("c") == 1, calls
+    assert ("b", "MainThread", False) in calls  # b ran in the second runner while a was still held
+    assert [r.name for r in res2.records] == ["a", "b", "c"] and res2.record("a").skipped
+    with pytest.raises(ValueError, match="not an earlier stage"):
+        Pipeline(tmp_path, [Stage("x", "x", make_b, [b], needs=["y"]), Stage("y", "y", make_b, [b])])
+
+
 def test_pipeline_interrupted_stage_runs_again_and_earlier_ones_do_not(tmp_path):
     calls = []
     a, b = tmp_path / "a.txt", tmp_path / "b.txt"

@@ -5,10 +5,12 @@ outputs is still there; a rerun skips done stages and runs the rest. A stage tha
 simply runs again: stages that train call the engine, which continues from the run folder's
 latest checkpoint, so an interrupted training picks up where it stopped.
 
-Several processes may share one ``OUT`` (e.g. ``reproduce sigma`` and ``reproduce cross`` reusing
-the study's teachers): a stage is run under an exclusive lock (``OUT/.stages/<name>.lock``,
-POSIX ``flock``, released by the kernel if its holder dies), so a second process waits for a
-stage another one is running and then reuses it instead of training it twice.
+Several processes may share one ``OUT`` (the same command started twice to use more cores or
+GPUs, or ``reproduce sigma`` beside ``reproduce cross``, both reusing the study's teachers): a
+stage runs under an exclusive lock (``OUT/.stages/<name>.lock``, POSIX ``flock``, released by the
+kernel if its holder dies). A process that finds a stage locked moves on to the next stage whose
+``needs`` are done, and comes back to it later, waiting only when nothing else is left; a stage
+another process finished is reused, never run twice.
 
 Progress: before each stage a line says what runs and the time left for it and for the whole
 job. Estimates come from the caller (``Stage.estimate_s``, e.g. frames x epochs / typical
@@ -17,13 +19,12 @@ throughput) and are rescaled by how fast the stages run so far went against thei
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import resource
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -61,6 +62,9 @@ class Stage:
     group: str = ""
     """Stages of one group (e.g. ``train``) rescale each other's estimates by how fast the
     finished ones ran against theirs."""
+    needs: list[str] | None = None
+    """Names of earlier stages this one reads (a student's teacher, the training an evaluation
+    scores); None: every earlier stage. Lets processes sharing an OUT run stages side by side."""
 
 
 @dataclass
@@ -113,6 +117,13 @@ class Pipeline:
             raise ValueError(f"duplicate stage names in {names}")
         self.out, self.stages, self.say = Path(out), stages, say
         self.marker_dir = self.out / MARKERS
+        self.needs: dict[str, list[str]] = {}
+        for i, s in enumerate(stages):
+            earlier = names[:i]
+            if s.needs is not None and not set(s.needs) <= set(earlier):
+                raise ValueError(f"stage '{s.name}' needs {sorted(set(s.needs) - set(earlier))}, not an earlier stage")
+            self.needs[s.name] = earlier if s.needs is None else list(s.needs)
+        self.by_name = {s.name: s for s in stages}
 
     def marker(self, name: str) -> Path:
         return self.marker_dir / f"{name}.json"
@@ -127,23 +138,19 @@ class Pipeline:
             return None  # a torn marker: the stage runs again
         return data if isinstance(data, dict) else None
 
-    @contextlib.contextmanager
-    def _claim(self, stage: Stage, head: str) -> Iterator[None]:
-        """Hold the stage's lock; waits (saying so) while another process runs the stage."""
+    def _acquire(self, stage: Stage, wait: bool) -> Callable[[], None] | None:
+        """Lock the stage for this process: returns its release, or None when another process
+        holds it and ``wait`` is False."""
         if fcntl is None:
-            yield
-            return
+            return lambda: None
         self.marker_dir.mkdir(parents=True, exist_ok=True)
-        with open(self.marker_dir / f"{stage.name}.lock", "a") as fh:
-            try:
-                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                self.say(f"{head}: another process is running it, waiting")
-                fcntl.flock(fh, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(fh, fcntl.LOCK_UN)
+        fh = open(self.marker_dir / f"{stage.name}.lock", "a")
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError:
+            fh.close()
+            return None
+        return fh.close  # closing the file drops the lock
 
     def is_done(self, stage: Stage) -> bool:
         return self.read_marker(stage.name) is not None and all(p.exists() for p in stage.outputs)
@@ -166,26 +173,36 @@ class Pipeline:
                 records.append(StageRecord(stage.name, float(m.get("seconds", 0.0)), True, m.get("info") or {}))
         return PipelineResult(records, 0.0, 0.0, 0.0)
 
+    def _ready(self, stage: Stage) -> bool:
+        return all(self.is_done(self.by_name[n]) for n in self.needs[stage.name])
+
     def run(self) -> PipelineResult:
         t_start = time.perf_counter()
-        records: list[StageRecord] = []
         n = len(self.stages)
+        number = {s.name: k for k, s in enumerate(self.stages, 1)}
+        done_before = {s.name for s in self.stages if self.is_done(s)}
+        records: dict[str, StageRecord] = {}
         spent: dict[str, list[float]] = {}  # group -> [estimated, real] seconds of stages run now
-        for k, stage in enumerate(self.stages, 1):
-            head = f"[{k}/{n}] {stage.title}"
-            if self.is_done(stage):
-                m = self.read_marker(stage.name) or {}
-                records.append(StageRecord(stage.name, float(m.get("seconds", 0.0)), True, m.get("info") or {}))
-                self.say(f"{head}: done earlier ({fmt_duration(records[-1].seconds)}), reusing it")
-                continue
-            with self._claim(stage, head):
-                if self.is_done(stage):  # another process finished it while this one waited
+        pending = list(self.stages)
+        while pending:
+            # The earliest stage that is ready and free; if every ready one is held by another
+            # process, wait for the first of them.
+            ready = [s for s in pending if self._ready(s)] or pending[:1]
+            stage, release = next(((s, r) for s in ready if (r := self._acquire(s, wait=False))), (ready[0], None))
+            head = f"[{number[stage.name]}/{n}] {stage.title}"
+            if release is None:
+                self.say(f"{head}: another process is running it, waiting")
+                release = self._acquire(stage, wait=True)
+            try:
+                pending.remove(stage)
+                if self.is_done(stage):
                     m = self.read_marker(stage.name) or {}
-                    records.append(StageRecord(stage.name, float(m.get("seconds", 0.0)), True, m.get("info") or {}))
-                    self.say(f"{head}: done by another process ({fmt_duration(records[-1].seconds)}), reusing it")
+                    records[stage.name] = StageRecord(stage.name, float(m.get("seconds", 0.0)), True, m.get("info") or {})
+                    how = "done earlier" if stage.name in done_before else "done by another process"
+                    self.say(f"{head}: {how} ({fmt_duration(records[stage.name].seconds)}), reusing it")
                     continue
-                rest = [s for s in self.stages[k - 1:] if not self.is_done(s)]
-                left = sum(self._scale(spent, s) * s.estimate_s for s in rest)
+                rest = [s for s in pending if not self.is_done(s)]
+                left = sum(self._scale(spent, s) * s.estimate_s for s in [stage, *rest])
                 eta = (f" (about {fmt_duration(self._scale(spent, stage) * stage.estimate_s)}; "
                        f"{fmt_duration(left)} left in all)") if stage.estimate_s else ""
                 self.say(f"{head}{eta}")
@@ -196,11 +213,14 @@ class Pipeline:
                 if missing:
                     raise SckdError(f"{missing[0]}: stage '{stage.name}' finished without writing it")
                 self._write_marker(stage, dt, info)
-            records.append(StageRecord(stage.name, dt, False, info))
+            finally:
+                release()
+            records[stage.name] = StageRecord(stage.name, dt, False, info)
             if stage.estimate_s and stage.group:
                 acc = spent.setdefault(stage.group, [0.0, 0.0])
                 acc[0] += stage.estimate_s
                 acc[1] += dt
             self.say(f"      {stage.name} done in {fmt_duration(dt)}")
+        records_in_order = [records[s.name] for s in self.stages]
         rss, child = peak_memory_mb()
-        return PipelineResult(records, time.perf_counter() - t_start, rss, child)
+        return PipelineResult(records_in_order, time.perf_counter() - t_start, rss, child)

@@ -202,21 +202,30 @@ class Reproduction:
             stages.append(world_stage(self.out, self.world, self.world.frames / tp.get("synth", 25.0), self.say))
         # Each job evaluated right after its training (on every split before the next job), so
         # an interrupted run, or `--report` beside a long one, already has whole rows.
+        # What each stage reads (`needs`), so that the same command started in more processes
+        # on one OUT runs different stages side by side: a training needs the world and its
+        # teacher's training, a scoring its own training.
+        world = [stages[0].name] if stages else []
         if len(self.fold_sets) == 1:
             js = self.jobs
             for j in js.jobs:
-                stages += [js.train_stage(j, js.train_estimate(j, sizes, tp)),
-                           js.evaluate_stage(j, js.eval_estimate(sizes, tp))]
+                train = js.train_stage(j, js.train_estimate(j, sizes, tp))
+                stages.append(replace(train, needs=world + ([f"train-{j.teacher}"] if j.teacher else [])))
+                stages.append(replace(js.evaluate_stage(j, js.eval_estimate(sizes, tp)), needs=[train.name]))
                 if self.transfer and j.kind != "teacher":
-                    stages.append(js.transfer_stage(j, self.transfer[1][0]))
+                    stages.append(replace(js.transfer_stage(j, self.transfer[1][0]), needs=[train.name]))
             return stages
         for j in self.jobs.jobs:
             for k, js in enumerate(self.fold_sets):
                 sts = [js.train_stage(j), js.evaluate_stage(j)]
                 if self.transfer and j.kind != "teacher":
                     sts.append(js.transfer_stage(j, self.transfer[1][k]))
+                train = f"fold{k}-{sts[0].name}"
+                teacher = [f"fold{k}-train-{j.teacher}"] if j.teacher else []
                 for st in sts:
-                    stages.append(replace(st, name=f"fold{k}-{st.name}", title=f"fold {k}: {st.title}"))
+                    needs = world + teacher if st is sts[0] else [train]
+                    stages.append(replace(st, name=f"fold{k}-{st.name}", title=f"fold {k}: {st.title}",
+                                          needs=needs))
         return stages
 
     def run(self) -> PipelineResult:
