@@ -137,3 +137,28 @@ def test_every_job_is_evaluated_right_after_its_training(tmp_path, table):
         assert "train-" in train and ev == train.replace("train-", "eval-"), names
     jobs_in_order = [n.split("train-")[1] for n in names if "train-" in n]
     assert jobs_in_order == sorted(jobs_in_order, key=keys.index)  # job by job, splits inside
+
+
+@pytest.mark.parametrize("table", ["study", "sigma", "cross", "table3"])
+def test_stages_name_what_they_read_so_processes_can_share_an_out(tmp_path, table):
+    """Each training needs the world and its own split's teacher, each scoring its own training:
+    what lets two `sckd reproduce` processes on one OUT run different stages side by side."""
+    from sckd.workflows.pipeline import Pipeline
+    from sckd.workflows.reproduce import Reproduction
+
+    rep = Reproduction(tmp_path / "out", table, None)
+    stages = rep.stages()
+    Pipeline(tmp_path / "out", stages)  # needs name earlier stages only
+    teachers = {j.key: j.teacher for j in load_table(table).jobs}
+    for s in stages:
+        if s.name == "world":
+            assert s.needs == []
+            continue
+        fold, _, rest = s.name.rpartition("fold")[2].partition("-") if s.name.startswith("fold") else ("", "", s.name)
+        prefix = f"fold{fold}-" if fold else ""
+        kind, key = rest.split("-", 1)
+        if kind == "train":
+            want = ["world"] + ([f"{prefix}train-{teachers[key]}"] if teachers[key] else [])
+        else:
+            want = [f"{prefix}train-{key.split('@')[0]}"]
+        assert s.needs == want, (s.name, s.needs)

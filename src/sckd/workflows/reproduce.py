@@ -199,7 +199,8 @@ class Reproduction:
         if self.world is not None and self.choice.family == "synth":
             tp = load_demo_config("demo/default.yaml").throughput
             sizes = split_sizes(self.world)
-            stages.append(world_stage(self.out, self.world, self.world.frames / tp.get("synth", 25.0), self.say))
+            stages.append(replace(world_stage(self.out, self.world, self.world.frames / tp.get("synth", 25.0), self.say),
+                                  needs=[]))
         # Each job evaluated right after its training (on every split before the next job), so
         # an interrupted run, or `--report` beside a long one, already has whole rows.
         # What each stage reads (`needs`), so that the same command started in more processes
