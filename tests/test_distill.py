@@ -458,10 +458,38 @@ def test_box_cell_mask_against_polygon_containment():
     assert want.sum() > 10 and np.array_equal(m[0, 0].numpy().astype(bool), want)
 
 
+def _cells_by_hand(clouds, batch_size, pc_range, h, w):
+    """(B, 1, H, W) float64: 1 in each cell holding a point inside pc_range, point by point."""
+    x0, y0, z0, x1, y1, z1 = pc_range
+    out = np.zeros((batch_size, 1, h, w))
+    for pts in clouds:
+        for b, x, y, z in pts[:, :4].double().tolist():
+            if x0 <= x < x1 and y0 <= y < y1 and z0 <= z < z1:
+                out[int(b), 0, min(int((y - y0) / (y1 - y0) * h), h - 1), min(int((x - x0) / (x1 - x0) * w), w - 1)] = 1
+    return out
+
+
+def test_point_cell_mask_against_a_loop_over_points():
+    from sckd.distill.regions import point_cell_mask
+
+    g = torch.Generator().manual_seed(0)
+    pc_range, h, w = [0.0, -12.8, -3.0, 25.6, 12.8, 2.0], 32, 40
+    clouds = []
+    for n in (300, 50):  # points partly outside the range on every axis, two samples
+        xyz = torch.rand(n, 3, generator=g) * torch.tensor([34.0, 32.0, 7.0]) - torch.tensor([4.0, 16.0, 4.0])
+        idx = torch.randint(0, 2, (n, 1), generator=g).float()
+        clouds.append(torch.cat([idx, xyz, torch.rand(n, 2, generator=g)], 1))
+    clouds[1][0, 1:4] = torch.tensor([25.6, 0.0, 0.0])  # on the far x edge: outside, as voxelization
+    m = point_cell_mask(clouds, 2, pc_range, h, w)
+    want = _cells_by_hand(clouds, 2, pc_range, h, w)
+    assert m.shape == (2, 1, h, w) and 30 < want.sum() < 2 * h * w - 30
+    assert np.array_equal(m.numpy(), want)
+
+
 @pytest.mark.parametrize("region", ["foreground", "occupied"])
 def test_region_weighted_lrfd_through_the_distiller_by_hand(world, region):
     """LRFD with distill.region: the distiller's value against the adapter applied by hand and
-    cell weights rebuilt outside it (pseudo-label boxes, or where the LiDAR map is non-zero)."""
+    cell weights rebuilt outside it (pseudo-label boxes, or the cells holding a radar or LiDAR point)."""
     from sckd.distill.pseudo_labels import teacher_pseudo_labels
     from sckd.distill.regions import box_cell_mask
 
@@ -476,7 +504,8 @@ def test_region_weighted_lrfd_through_the_distiller_by_hand(world, region):
         branches = d.teacher.encode_branches(batch)
         target = branches["lidar"]
         if region == "occupied":
-            mask = (target.abs().sum(1, keepdim=True) > 0).double()
+            mask = torch.from_numpy(_cells_by_hand([batch.radar, batch.lidar], batch.batch_size,
+                                                   exp.dataset.point_cloud_range, *target.shape[-2:]))
         else:
             pl = teacher_pseudo_labels(d.teacher, d.teacher.head_forward(d.teacher.fusion(branches)), exp.distill.ssod.sigma)
             assert pl.count() > 0

@@ -63,8 +63,9 @@ class RegionConfig:
 
     mode: Literal["all", "foreground", "occupied"] = "all"
     """``all``: every cell alike (the paper). ``foreground``: cells inside the teacher's
-    pseudo-label boxes weigh 1, the rest ``background_weight``. ``occupied``: cells where the
-    teacher map is non-zero (where its sensors saw points) weigh 1, the rest ``background_weight``."""
+    pseudo-label boxes weigh 1, the rest ``background_weight``. ``occupied``: cells holding a
+    point of the teacher's radar or LiDAR weigh 1, the rest ``background_weight`` (not where the
+    teacher map is non-zero: after its dense 3x3 BEV convs that is nearly every cell)."""
     background_weight: float = 0.1
 
 

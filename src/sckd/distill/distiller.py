@@ -29,7 +29,7 @@ from sckd.distill.adapters import FusedAdapters, conv_adapter
 from sckd.distill.config import DistillConfig
 from sckd.distill.losses import feature_mse
 from sckd.distill.pseudo_labels import PseudoLabels, teacher_pseudo_labels
-from sckd.distill.regions import box_cell_mask, cell_weights, occupied_mask
+from sckd.distill.regions import box_cell_mask, cell_weights, point_cell_mask
 from sckd.distill.teacher import bev_shape, freeze, fused_layout, lidar_branch
 from sckd.errors import SckdError
 from sckd.models.detector import Detector
@@ -108,11 +108,11 @@ class Distiller(nn.Module):
         if cfg.lrfd.enabled:
             target = tm.branches[self.teacher_lidar]
             terms["loss_lrfd"] = feature_mse(self.lrfd_adapter(f_s), target, cfg.reduction,
-                                             norm=cfg.feature_norm, weight=self.region_weights(tm, target))
+                                             norm=cfg.feature_norm, weight=self.region_weights(batch, tm, target))
             total = total + cfg.lrfd.weight * terms["loss_lrfd"]
         if cfg.frfd.enabled:
             terms["loss_frfd"] = feature_mse(self.frfd_adapters(f_s), tm.fused, cfg.reduction,
-                                             norm=cfg.feature_norm, weight=self.region_weights(tm, tm.fused))
+                                             norm=cfg.feature_norm, weight=self.region_weights(batch, tm, tm.fused))
             total = total + cfg.frfd.weight * terms["loss_frfd"]
         if cfg.ssod.enabled or cfg.gt.enabled:
             out = self.student.head_forward(f_s)
@@ -129,14 +129,15 @@ class Distiller(nn.Module):
         terms["loss"] = total
         return terms
 
-    def region_weights(self, tm: TeacherMaps, target: Tensor) -> Tensor | None:
+    def region_weights(self, batch: Batch, tm: TeacherMaps, target: Tensor) -> Tensor | None:
         """Cell weights of the feature MSE against ``target`` (``distill.region``; None: all alike)."""
         r = self.cfg.region
         if r.mode == "all":
             return None
-        if r.mode == "occupied":
-            return cell_weights(occupied_mask(target), r.background_weight)
         h, w = target.shape[-2:]
+        if r.mode == "occupied":  # the cells the teacher's sensors saw: its radar and LiDAR points
+            clouds = [batch.radar] + ([batch.lidar] if self.needs_lidar and batch.lidar is not None else [])
+            return cell_weights(point_cell_mask(clouds, batch.batch_size, self.pc_range, h, w), r.background_weight)
         return cell_weights(box_cell_mask(tm.pseudo.boxes, self.pc_range, h, w), r.background_weight)
 
     def forward(self, batch: Batch) -> dict[str, Tensor]:
