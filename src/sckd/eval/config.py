@@ -15,6 +15,16 @@ from sckd.errors import SckdError
 
 
 @dataclass
+class DifficultyLevel:
+    """One KITTI-style difficulty level: GT lower in the image than ``min_height_px`` (2D box
+    height ``y2 - y1 <= min_height_px``) or more occluded than ``max_occlusion`` is ignored, and
+    detections shorter than ``min_height_px`` are ignored; over the entire annotated area."""
+
+    min_height_px: float = 25.0
+    max_occlusion: int = 2
+
+
+@dataclass
 class EvalConfig:
     classes: list[str] = field(default_factory=lambda: ["Car", "Pedestrian", "Cyclist"])
     """Evaluated classes; mAP is the mean 3D AP over them. Names match case-insensitively
@@ -46,6 +56,10 @@ class EvalConfig:
     range_difficulty: list[float] | None = None
     """Optional extra regions ``range_<r>`` (ZJUODset style, e.g. [30, 50, 80]): objects whose
     bottom centre lies farther than r metres (camera x-z plane) are ignored, like the corridor."""
+    difficulties: dict[str, DifficultyLevel] = field(default_factory=dict)
+    """Optional extra regions, one per level (e.g. KITTI's easy / moderate / hard: 40 / 25 / 25 px,
+    occlusion 0 / 1 / 2; cumulative because each admits what the one before it does), each
+    replacing ``min_height_px`` and ``max_occlusion`` over the entire annotated area."""
     range_bins: list[list[float]] | None = None
     """Optional extra regions ``range_<lo>-<hi>`` (e.g. [[0, 30], [30, 50], [50, 80]]): objects
     whose bottom centre lies at a range in [lo, hi) metres (camera x-z plane) count, the others
@@ -71,6 +85,11 @@ class EvalConfig:
             raise SckdError(f"config key '{key}.corridor_x': expected [min, max]")
         if self.range_difficulty is not None and any(r <= 0 for r in self.range_difficulty):
             raise SckdError(f"config key '{key}.range_difficulty': ranges must be positive")
+        for name, lvl in self.difficulties.items():
+            if name in ("entire_area", "roi") or name.startswith("range_"):
+                raise SckdError(f"config key '{key}.difficulties': level name {name!r} is taken by a region")
+            if lvl.max_occlusion < 0:
+                raise SckdError(f"config key '{key}.difficulties.{name}.max_occlusion': must be >= 0")
         for b in self.range_bins or []:
             if len(b) != 2 or not 0 <= b[0] < b[1]:
                 raise SckdError(f"config key '{key}.range_bins': each bin is [lo, hi] with 0 <= lo < hi, got {b}")
@@ -78,4 +97,9 @@ class EvalConfig:
     def region_names(self) -> list[str]:
         extra = [f"range_{r:g}" for r in (self.range_difficulty or [])]
         bins = [f"range_{lo:g}-{hi:g}" for lo, hi in (self.range_bins or [])]
-        return list(self.regions) + extra + bins
+        return list(self.regions) + extra + bins + list(self.difficulties)
+
+    def filters(self, region: str) -> tuple[float, int]:
+        """(min 2D height in px, max occlusion) that apply in ``region``."""
+        lvl = self.difficulties.get(region)
+        return (self.min_height_px, self.max_occlusion) if lvl is None else (lvl.min_height_px, lvl.max_occlusion)

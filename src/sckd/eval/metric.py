@@ -7,7 +7,8 @@ the official VoD tool (see :mod:`sckd.eval.ap` for the curve):
 - a GT object counts for class C when its name is C (case-insensitive); a neighbour class
   (``cfg.neighbor_classes``) is ignored; anything else is not GT for C;
 - GT is ignored when its 2D height ``y2 - y1 <= min_height_px`` or ``occluded > max_occlusion``
-  or (corridor / range regions) its bottom centre lies outside the region;
+  (a difficulty region, ``cfg.difficulties``, sets both) or (corridor / range regions) its
+  bottom centre lies outside the region;
 - a detection is ignored when ``|y2 - y1| < min_height_px`` or it lies outside the region,
   whatever its class (an ignored detection may still absorb a GT, as in the official tool);
   otherwise it counts for C when its name is C and is skipped otherwise;
@@ -82,7 +83,7 @@ def _flatten(frames: Sequence[Annotations | None], what: str) -> _Flat:
 def _outside(box: np.ndarray, region: str, cfg: EvalConfig) -> np.ndarray:
     """(K,) bool: bottom centre outside ``region`` (never for the entire area)."""
     x, z = box[:, 0], box[:, 2]
-    if region == "entire_area":
+    if region == "entire_area" or region in cfg.difficulties:
         return np.zeros(len(box), bool)
     if region == "roi":
         return (x < cfg.corridor_x[0]) | (x > cfg.corridor_x[1]) | (z > cfg.corridor_max_z)
@@ -101,11 +102,12 @@ def ignore_flags(gt: _Flat, dt: _Flat, cls: str, region: str, cfg: EvalConfig
     neighbours = {n.lower() for n in cfg.neighbor_classes.get(cls, [])}
     g_valid = np.where(gt.names == c, 1, np.where(np.isin(gt.names, list(neighbours)), 0, -1)) \
         if len(gt.names) else np.zeros(0, np.int64)
+    min_height, max_occ = cfg.filters(region)
     g_height = gt.bbox[:, 3] - gt.bbox[:, 1]
-    g_ign = (gt.occluded > cfg.max_occlusion) | (g_height <= cfg.min_height_px) | _outside(gt.box, region, cfg)
+    g_ign = (gt.occluded > max_occ) | (g_height <= min_height) | _outside(gt.box, region, cfg)
     ig = np.where((g_valid == 1) & ~g_ign, 0, np.where((g_valid == 0) | ((g_valid == 1) & g_ign), 1, -1))
     d_height = np.abs(dt.bbox[:, 3] - dt.bbox[:, 1])
-    d_ign = (d_height < cfg.min_height_px) | _outside(dt.box, region, cfg)
+    d_ign = (d_height < min_height) | _outside(dt.box, region, cfg)
     d_match = dt.names == c if len(dt.names) else np.zeros(0, bool)
     idt = np.where(d_ign, 1, np.where(d_match, 0, -1))
     return ig.astype(np.int64), idt.astype(np.int64), int((ig == 0).sum())

@@ -10,7 +10,8 @@ from sckd.errors import SckdError
 KINDS = ("3d", "bev", "aos", "2d")
 """3D AP, BEV AP, average orientation similarity (matched on 2D boxes), 2D image-box AP."""
 
-REGION_TITLES = {"entire_area": "Entire annotated area", "roi": "Driving corridor"}
+REGION_TITLES = {"entire_area": "Entire annotated area", "roi": "Driving corridor", "easy": "Easy",
+                 "moderate": "Moderate", "hard": "Hard"}
 CLASS_ABBREVIATIONS = {"Pedestrian": "Ped", "Cyclist": "Cyc"}
 """Short class names for table columns (the VoD papers' ``Ped`` / ``Cyc``)."""
 
