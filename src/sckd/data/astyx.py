@@ -216,6 +216,27 @@ def read_objects(path: Path) -> list[AstyxObject]:
     return out
 
 
+def image_boxes(objects: list[AstyxObject], calib: AstyxCalib) -> np.ndarray:
+    """(K, 4) float64 ``x1 y1 x2 y2``: the 8 corners of each box as labelled (full 3D rotation,
+    radar frame) moved into the real camera and projected through ``K``, their min / max, not
+    clipped to the image. This is how the public OpenPCDet forks for Astyx give their KITTI
+    evaluator the 2D boxes it reads the difficulty heights from (40 / 25 / 25 px)."""
+    if not objects:
+        return np.zeros((0, 4))
+    cam_from_radar = np.linalg.inv(calib.radar_from_camera)
+    signs = np.array([[sx, sy, sz] for sx in (1, -1) for sy in (1, -1) for sz in (1, -1)], dtype=np.float64)
+    out = []
+    for o in objects:
+        corners = o.centre + (signs * o.dims_lwh / 2) @ o.rotation.T  # (8, 3) radar frame
+        cam = corners @ cam_from_radar[:3, :3].T + cam_from_radar[:3, 3]
+        uvw = cam @ calib.K.T
+        with np.errstate(divide="ignore", invalid="ignore"):
+            uv = uvw[:, :2] / uvw[:, 2:3]
+        out.append([uv[:, 0].min(), uv[:, 1].min(), uv[:, 0].max(), uv[:, 1].max()])
+    box = np.asarray(out, dtype=np.float64)
+    return np.where(np.isfinite(box), box, 0.0)
+
+
 def level_rotation(calib: AstyxCalib, level: str) -> np.ndarray:
     """(3, 3) rotation applied to every radar-frame coordinate: the LiDAR's axes
     (``level: lidar``; the transpose of the LiDAR -> radar rotation) or identity (``none``)."""

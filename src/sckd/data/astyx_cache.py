@@ -27,9 +27,11 @@ import os
 from pathlib import Path
 
 import numpy as np
+import yaml
 from tqdm import tqdm
 
 from sckd.atomic import write_text_atomic
+from sckd.config import resolve_config_path
 from sckd.data import astyx
 from sckd.data.calib import Calib, write_calib
 from sckd.data.config import DatasetConfig
@@ -37,7 +39,7 @@ from sckd.data.labels import write_kitti_labels
 from sckd.data.points import write_bin
 from sckd.errors import SckdError
 
-CONVERTER_VERSION = 1
+CONVERTER_VERSION = 2  # 2: label 2D boxes from the real camera (difficulty heights)
 RADAR_TREE, LIDAR_TREE = "radar", "lidar"
 CAM_FROM_LEVEL = np.array([[0, -1, 0, 0], [0, 0, -1, 0], [1, 0, 0, 0], [0, 0, 0, 1]], dtype=np.float64)
 """Levelled radar frame -> virtual camera (x right, y down, z forward)."""
@@ -55,6 +57,8 @@ def cache_root(cfg: DatasetConfig) -> Path:
 
 def split_dir_name(cfg: DatasetConfig) -> str:
     a = cfg.astyx
+    if a.split == "list":
+        return f"list_{Path(a.split_list).stem}"
     return f"b{a.block_frames}_v{a.val_fraction:g}_u{a.unlabeled_fraction:g}_k{a.folds}_s{a.split_seed}"
 
 
@@ -118,7 +122,8 @@ def convert_frame(cfg: DatasetConfig, fid: str, paths: dict[str, Path], out: Pat
     _write_calib(rt / "calib" / f"{fid}.txt", P2)
     write_kitti_labels(rt / "label_2" / f"{fid}.txt", [o.name for o in objects], boxes, vcalib,
                        cfg.image_size, truncated=np.zeros(len(objects)),
-                       occluded=np.array([o.occlusion for o in objects], dtype=np.int64))
+                       occluded=np.array([o.occlusion for o in objects], dtype=np.int64),
+                       bbox2d=astyx.image_boxes(objects, calib))
     if cfg.lidar is not None:
         assert cfg.lidar.columns is not None
         lidar = astyx.read_cloud(paths[astyx.LIDAR_KEY], cfg.lidar.columns, "LiDAR point cloud")
@@ -185,13 +190,45 @@ def imagesets_dir(cfg: DatasetConfig, cache: Path) -> Path:
     return cache / RADAR_TREE / "ImageSets" / split_dir_name(cfg) / f"fold{cfg.astyx.fold}"
 
 
+def listed_split(cfg: DatasetConfig, frame_ids: list[str]) -> dict[str, list[str]]:
+    """``split: list``: the train / val ids of ``cfg.astyx.split_list``, checked against the frames."""
+    path = Path(cfg.astyx.split_list).expanduser()
+    if not path.is_file():
+        path = resolve_config_path(cfg.astyx.split_list)
+    try:
+        data = yaml.safe_load(path.read_text())
+    except (OSError, UnicodeDecodeError) as e:
+        raise SckdError(f"{path}: cannot read the split list ({getattr(e, 'strerror', None) or e})") from None
+    except yaml.YAMLError as e:
+        raise SckdError(f"{path}: malformed split list ({type(e).__name__})") from None
+    parts = {}
+    known = set(frame_ids)
+    for name in ("train", "val"):
+        ids = data.get(name) if isinstance(data, dict) else None
+        if not isinstance(ids, list) or not ids:
+            raise SckdError(f"{path}: no '{name}' list of frame ids")
+        ids = [str(i) for i in ids]
+        unknown = [i for i in ids if i not in known]
+        if unknown:
+            raise SckdError(f"{path}: '{name}' lists frame {unknown[0]} that the Astyx folder does not hold")
+        parts[name] = ids
+    shared = set(parts["train"]) & set(parts["val"])
+    if shared:
+        raise SckdError(f"{path}: frame {sorted(shared)[0]} is in both train and val")
+    return parts
+
+
 def _write_splits(cfg: DatasetConfig, frame_ids: list[str], out: Path) -> None:
     a = cfg.astyx
-    try:
-        folds = block_splits(frame_ids, a.block_frames, a.val_fraction, a.unlabeled_fraction, a.folds, a.split_seed)
-    except SckdError as e:  # a handful of frames: 'all' still works (info, predict); train/val say why not
-        log.warning("%s; only the split 'all' is written", e)
-        folds = [{} for _ in range(a.folds)]
+    if a.split == "list":
+        folds = [listed_split(cfg, frame_ids)]
+    else:
+        try:
+            folds = block_splits(frame_ids, a.block_frames, a.val_fraction, a.unlabeled_fraction, a.folds,
+                                 a.split_seed)
+        except SckdError as e:  # a handful of frames: 'all' still works (info, predict); train/val say why not
+            log.warning("%s; only the split 'all' is written", e)
+            folds = [{} for _ in range(a.folds)]
     base = out / RADAR_TREE / "ImageSets" / split_dir_name(cfg)
     for k, parts in enumerate(folds):
         d = base / f"fold{k}"

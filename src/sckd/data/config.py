@@ -49,6 +49,13 @@ class AstyxConfig:
     cache_dir: str = ""
     """Where the converted copy goes (default ``$SCKD_CACHE`` or ``~/.cache/sckd``, then
     ``astyx/<hash of root and settings>``)."""
+    split: Literal["blocks", "list"] = "blocks"
+    """``blocks``: the honest block splits below (the default); ``list``: fixed train / val id
+    lists from ``split_list`` (one fold, no unlabeled split), e.g. the published protocol."""
+    split_list: str = "splits/astyx_published.yaml"
+    """``split: list``: a YAML file with ``train:`` and ``val:`` id lists, a path or one relative to
+    the shipped configs. The shipped one is the public OpenPCDet forks' random frame-level split,
+    whose val frames all have a near copy in train (see the file)."""
     block_frames: int = 20
     """Splits are drawn as contiguous blocks of this many frames (neighbours are near copies)."""
     val_fraction: float = 0.25
@@ -67,6 +74,8 @@ class AstyxConfig:
                 and self.val_fraction + self.unlabeled_fraction < 1):
             raise SckdError(f"config key '{path}.val_fraction': val and unlabeled fractions must lie "
                             f"in (0, 1) with room left for train")
+        if self.split == "list" and self.fold != 0:
+            raise SckdError(f"config key '{path}.fold': split 'list' has one fold (0), got {self.fold}")
         if self.folds < 1 or not 0 <= self.fold < self.folds:
             raise SckdError(f"config key '{path}.fold': {self.fold} is not one of the {self.folds} folds")
 

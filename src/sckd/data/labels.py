@@ -207,7 +207,8 @@ def _fmt_trunc(v: float) -> str:
 
 def format_kitti_lines(names: list[str], boxes7: np.ndarray, calib: Calib,
                        image_size: tuple[int, int] | list[int], scores: np.ndarray | None = None,
-                       truncated: np.ndarray | None = None, occluded: np.ndarray | None = None) -> list[str]:
+                       truncated: np.ndarray | None = None, occluded: np.ndarray | None = None,
+                       bbox2d: np.ndarray | None = None) -> list[str]:
     """The label lines :func:`write_kitti_labels` writes (no trailing newlines)."""
     b = np.asarray(boxes7, dtype=np.float64).reshape(-1, 7)
     k = len(b)
@@ -216,14 +217,14 @@ def format_kitti_lines(names: list[str], boxes7: np.ndarray, calib: Calib,
     for name in names:
         if not name or any(c.isspace() for c in name):
             raise SckdError(f"write labels: class name {name!r} is empty or contains whitespace")
-    for arr, what in ((scores, "scores"), (truncated, "truncated"), (occluded, "occluded")):
+    for arr, what in ((scores, "scores"), (truncated, "truncated"), (occluded, "occluded"), (bbox2d, "2D boxes")):
         if arr is not None and len(arr) != k:
             raise SckdError(f"write labels: {len(arr)} {what} for {k} boxes")
     if k and (not np.isfinite(b).all() or (b[:, 3:6] < 0).any()):
         raise SckdError("write labels: boxes must be finite with non-negative sizes")
     loc, dims, ry = sensor_to_camera(b, calib)
     alpha = limit_angle(-np.arctan2(-b[:, 1], b[:, 0]) + ry)
-    box2d = project_boxes_2d(b, calib, image_size)
+    box2d = project_boxes_2d(b, calib, image_size) if bbox2d is None else np.asarray(bbox2d, np.float64)
     lines = []
     for i in range(k):
         tr = "-1" if truncated is None else _fmt_trunc(float(truncated[i]))
@@ -238,17 +239,19 @@ def format_kitti_lines(names: list[str], boxes7: np.ndarray, calib: Calib,
 
 def write_kitti_labels(path: str | Path, names: list[str], boxes7: np.ndarray, calib: Calib,
                        image_size: tuple[int, int] | list[int], scores: np.ndarray | None = None,
-                       truncated: np.ndarray | None = None, occluded: np.ndarray | None = None) -> None:
+                       truncated: np.ndarray | None = None, occluded: np.ndarray | None = None,
+                       bbox2d: np.ndarray | None = None) -> None:
     """Write radar-frame boxes as a KITTI/VoD label file (camera frame, one line per box).
 
     Fields: ``type truncated occluded alpha x1 y1 x2 y2 h w l x y z rotation_y [score]``;
     the score column is written iff ``scores`` is given (GT with a score column: pass ones).
     ``truncated`` / ``occluded`` default to -1 (the prediction format
     ``Car -1 -1 alpha x1 y1 x2 y2 h w l x y z rotation_y score``). ``alpha = -atan2(-y, x) +
-    rotation_y`` from the sensor-frame centre, 2D boxes from :func:`project_boxes_2d`. Geometry
+    rotation_y`` from the sensor-frame centre, 2D boxes from :func:`project_boxes_2d` unless
+    ``bbox2d`` (K, 4) gives them (a dataset whose own rule differs). Geometry
     has 6 decimals (round trips within 1e-5 m / rad). Written to a temporary file in the same
     folder and renamed, so readers never see half a file.
     """
-    lines = format_kitti_lines(names, boxes7, calib, image_size, scores, truncated, occluded)
+    lines = format_kitti_lines(names, boxes7, calib, image_size, scores, truncated, occluded, bbox2d)
     path = Path(path)
     write_text_atomic(path, "".join(line + "\n" for line in lines), "label file", durable=False)
