@@ -203,7 +203,7 @@ def test_classes_kept_as_other_and_metric_of_gt_fed_back(tmp_path, cli, capsys):
     assert cli("eval", "--data", root, "--split", "val", "--pred", pred, "--json", out,
                "--set", "dataset.astyx.block_frames=4") == 0
     res = json.loads(out.read_text())
-    assert set(res) == {"entire_area", "range_0-30", "range_30-50", "range_50-80", "meta"}
+    assert set(res) == {"entire_area", "range_0-30", "range_30-50", "range_50-80", "easy", "moderate", "hard", "meta"}
     assert res["entire_area"]["Car_3d_all"] == pytest.approx(100.0)
     n = res["meta"]["num_gt"]
     assert n["entire_area"]["Car"] == 2 * len(list_split(cfg, "val"))
