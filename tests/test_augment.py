@@ -148,3 +148,61 @@ def test_shuffle_points_reorders_clouds_and_keeps_everything_else():
         return {tuple(c) for c in v.coords.tolist()}
 
     assert kept(plain.lidar) != kept(shuf.lidar)
+
+
+# ------------------------------------------------------------------------------ world rotation
+
+VEC = ["x", "y", "z", "v_r", "vx", "vy", "alpha"]
+
+
+def _inside_numpy(pts, box):
+    """Independent inside-box test: move into the box's axes with an explicit 2x2 rotation."""
+    c, s = math.cos(box[6]), math.sin(box[6])
+    dx, dy = pts[:, 0] - box[0], pts[:, 1] - box[1]
+    lx, ly = c * dx + s * dy, -s * dx + c * dy
+    return (np.abs(lx) <= box[3] / 2 + 1e-4) & (np.abs(ly) <= box[4] / 2 + 1e-4) & \
+        (np.abs(pts[:, 2] - box[2]) <= box[5] / 2 + 1e-4)
+
+
+@pytest.mark.parametrize("angle", [0.7, -math.pi / 4, 2.5])
+def test_rotation_keeps_points_in_boxes_and_features_by_meaning(angle):
+    from sckd.data.augment import rotate_z
+    rng = np.random.default_rng(3)
+    f = _frame(rng, VEC)
+    xyz = f.radar[:, :3].astype(np.float64)
+    f.radar[:, 6] = np.arctan2(xyz[:, 1], xyz[:, 0])  # an azimuth column
+    g = rotate_z(f, AugmentConfig(), angle, VEC, LIDAR)
+    for k, box in enumerate(f.boxes):
+        before = _inside_numpy(f.radar, box)
+        assert before.sum() >= 20
+        np.testing.assert_array_equal(_inside_numpy(g.radar, g.boxes[k]), before)
+        np.testing.assert_array_equal(_inside_numpy(g.lidar, g.boxes[k]), _inside_numpy(f.lidar, box))
+    # geometry: a rotation about z keeps ranges and heights, turns bearings by the angle
+    np.testing.assert_allclose(np.hypot(g.radar[:, 0], g.radar[:, 1]), np.hypot(f.radar[:, 0], f.radar[:, 1]),
+                               rtol=1e-5)
+    np.testing.assert_array_equal(g.radar[:, 2], f.radar[:, 2])
+    turn = np.angle(np.exp(1j * (np.arctan2(g.radar[:, 1], g.radar[:, 0]) - np.arctan2(f.radar[:, 1], f.radar[:, 0]))))
+    np.testing.assert_allclose(turn, np.angle(np.exp(1j * angle)), atol=1e-5)
+    # radial speed: unchanged; a velocity vector: turned with the scene, so its component along
+    # the line of sight and its length stay; an azimuth gains the angle; LiDAR intensity unchanged
+    np.testing.assert_array_equal(g.radar[:, 3], f.radar[:, 3])
+    los_f = (f.radar[:, 4] * f.radar[:, 0] + f.radar[:, 5] * f.radar[:, 1]) / np.hypot(f.radar[:, 0], f.radar[:, 1])
+    los_g = (g.radar[:, 4] * g.radar[:, 0] + g.radar[:, 5] * g.radar[:, 1]) / np.hypot(g.radar[:, 0], g.radar[:, 1])
+    np.testing.assert_allclose(los_g, los_f, atol=1e-4)
+    np.testing.assert_allclose(np.hypot(g.radar[:, 4], g.radar[:, 5]), np.hypot(f.radar[:, 4], f.radar[:, 5]), rtol=1e-5)
+    np.testing.assert_allclose(g.radar[:, 6], np.arctan2(g.radar[:, 1], g.radar[:, 0]), atol=1e-5)
+    np.testing.assert_array_equal(g.lidar[:, 3], f.lidar[:, 3])
+    # headings turn by the angle (wrapped)
+    np.testing.assert_allclose(np.cos(g.boxes[:, 6] - f.boxes[:, 6]), math.cos(angle), atol=1e-6)
+
+
+def test_rotation_in_augment_frame_draws_only_when_enabled():
+    f = _frame(np.random.default_rng(4), VOD)
+    off = augment_frame(f, AugmentConfig(), np.random.default_rng(9), VOD, LIDAR)
+    on = augment_frame(f, AugmentConfig(rotate_range=[-0.785, 0.785]), np.random.default_rng(9), VOD, LIDAR)
+    # same flip and scale draws; the rotation turns the bearings of every point by one angle
+    np.testing.assert_allclose(np.linalg.norm(on.radar[:, :3], axis=1), np.linalg.norm(off.radar[:, :3], axis=1),
+                               rtol=1e-5)
+    turn = np.arctan2(on.radar[:, 1], on.radar[:, 0]) - np.arctan2(off.radar[:, 1], off.radar[:, 0])
+    turn = np.angle(np.exp(1j * turn))
+    assert np.ptp(turn) < 1e-4 and 0 < abs(turn[0]) <= 0.785
