@@ -14,12 +14,23 @@ import sys
 from sckd.errors import SckdError
 
 # Sub-command modules, in help order. Each defines register(subparsers).
-COMMANDS = ["info", "synth", "train", "eval", "predict", "export", "pseudo", "probe", "demo", "reproduce"]
+COMMANDS = ["info", "synth", "train", "eval", "predict", "export", "pseudo", "probe", "view", "demo", "reproduce"]
+
+
+def package_version() -> str:
+    """The installed distribution's version (its metadata), or a note when sckd runs uninstalled."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("sckd")
+    except PackageNotFoundError:
+        return "(not installed: no package metadata)"
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="sckd", description="SCKD: 4D radar detection with "
                                 "semi-supervised cross-modality knowledge distillation")
+    p.add_argument("--version", action="version", version=f"%(prog)s {package_version()}")
     p.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
     p.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
