@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from sckd.data.gt_sampling import GtSamplingConfig
 from sckd.data.types import Frame
 from sckd.errors import SckdError
 from sckd.ops.boxes import limit_angle
@@ -53,6 +54,9 @@ class AugmentConfig:
     """Point features that change sign under the flip (present ones only)."""
     scale_with_geometry: list[str] = field(default_factory=lambda: ["range"])
     """Point features besides x, y, z that scale with the scene (present ones only)."""
+    gt_sampling: GtSamplingConfig = field(default_factory=GtSamplingConfig)
+    """Paste database objects (radar and LiDAR together) into labeled training frames, before
+    the flip / rotation / scale; see :mod:`sckd.data.gt_sampling`."""
     shuffle_points: bool = False
     """Shuffle each cloud's point order (OpenPCDet's ``shuffle_points`` in training): where the
     per-frame voxel cap binds, it keeps the voxels whose first point comes first, i.e. the start
@@ -61,6 +65,7 @@ class AugmentConfig:
     def validate(self, path: str) -> None:
         if not 0.0 <= self.flip_prob <= 1.0:
             raise SckdError(f"config key '{path}.flip_prob': must be in [0, 1]")
+        self.gt_sampling.validate(f"{path}.gt_sampling")
         if len(self.rotate_range) != 2 or not self.rotate_range[0] <= self.rotate_range[1]:
             raise SckdError(f"config key '{path}.rotate_range': expected [lo, hi] radians with lo <= hi")
         if any(len(v) != 2 for v in self.rotate_vectors):

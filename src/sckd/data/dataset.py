@@ -22,6 +22,7 @@ from sckd.data.augment import AugmentConfig, augment_frame
 from sckd.data.calib import Calib, read_calib
 from sckd.data.config import DatasetConfig
 from sckd.data.labels import read_labels
+from sckd.data.gt_sampling import GtSampler
 from sckd.data.layout import DatasetLayout, say_once
 from sckd.data.points import as_features, read_bin
 from sckd.data.splits import check_frames_exist, list_split
@@ -55,10 +56,13 @@ class RadarDataset(Dataset):
         seed: augmentation seed; frame ``i`` in epoch ``e`` uses ``default_rng([seed, e, i])``
             (see :meth:`set_epoch`), so results do not depend on worker count or order.
         frame_ids: use these frames instead of the split file (e.g. a labeled subset).
+        gt_sampler: pastes ground-truth database objects into each labeled frame before the
+            augmentation (:mod:`sckd.data.gt_sampling`; draws from ``[seed, epoch, i, 1]``).
     """
 
     def __init__(self, cfg: DatasetConfig, split: str, *, with_lidar: bool = True, labeled: bool = True,
-                 augment: AugmentConfig | None = None, seed: int = 0, frame_ids: list[str] | None = None):
+                 augment: AugmentConfig | None = None, seed: int = 0, frame_ids: list[str] | None = None,
+                 gt_sampler: GtSampler | None = None):
         self.cfg = cfg
         self.split = split
         self.layout = DatasetLayout(cfg)
@@ -72,6 +76,7 @@ class RadarDataset(Dataset):
         self.labeled = labeled
         self.augment = augment if augment is not None and augment.enabled else None
         self.seed = seed
+        self.gt_sampler = gt_sampler
         self.epoch = 0
         self.known_classes = frozenset(cfg.classes) | frozenset(cfg.other_classes)
         self.class_index = {c: i for i, c in enumerate(cfg.classes)}
@@ -151,6 +156,8 @@ class RadarDataset(Dataset):
 
     def __getitem__(self, index: int) -> Frame:
         frame = self.load(index)
+        if self.gt_sampler is not None and frame.has_labels:
+            frame = self.gt_sampler.paste(frame, np.random.default_rng([self.seed, self.epoch, index, 1]))
         if self.augment is not None:
             rng = np.random.default_rng([self.seed, self.epoch, index])
             frame = augment_frame(frame, self.augment, rng, self.radar_features, self.lidar_features)

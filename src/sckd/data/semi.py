@@ -40,6 +40,7 @@ from torch.utils.data import Dataset
 from sckd.data.augment import AugmentConfig
 from sckd.data.config import DatasetConfig
 from sckd.data.dataset import RadarDataset
+from sckd.data.gt_sampling import sampler_for
 from sckd.data.layout import DatasetLayout
 from sckd.data.splits import list_split
 from sckd.data.types import Frame
@@ -256,10 +257,16 @@ def build_pool(dataset: DatasetConfig, cfg: PoolConfig, split: str, *, use_label
     seen = set(share)
     unlabeled = [f for f in unlabeled if not (f in seen or seen.add(f))]  # drop repeats, keep order
 
+    sampler = None
+    if use_labels and augment is not None and augment.enabled and augment.gt_sampling.enabled:
+        # built from the labeled share alone, read as stored: no val, unlabeled or rest frame
+        sampler = sampler_for(RadarDataset(dataset, split, with_lidar=with_lidar, labeled=True, frame_ids=share),
+                              augment.gt_sampling)
+
     def part(ids: list[str], labeled: bool, k: int) -> RadarDataset:
         # distinct augmentation seeds per part: frame i of two parts must not share a draw
         return RadarDataset(dataset, split, with_lidar=with_lidar, labeled=labeled, augment=augment,
-                            seed=seed + 1_000_003 * k, frame_ids=ids)
+                            seed=seed + 1_000_003 * k, frame_ids=ids, gt_sampler=sampler if labeled else None)
 
     parts = [part(share, use_labels, 0)] + ([part(unlabeled, False, 1)] if unlabeled else [])
     pool = PoolDataset(parts)
