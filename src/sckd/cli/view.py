@@ -39,6 +39,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="show predicted boxes scoring at least S (default: all)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
                    help="dataset config override, e.g. dataset.radar.tree=radar (repeatable)")
+    p.add_argument("--model-set", action="append", default=[], metavar="KEY=VALUE", dest="model_overrides",
+                   help="override the models' stored configs, e.g. model.post.score_threshold=0.05 (repeatable)")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto", help="PyTorch device for --model")
     p.add_argument("--out", required=True, metavar="FILE.rrd", help="the recording to write")
     p.add_argument("--spawn", action="store_true", help="open the Rerun viewer on it (when a display exists)")
@@ -56,7 +58,8 @@ def run(args: argparse.Namespace) -> int:
         raise SckdError(f"--out {args.out}: a Rerun recording is written to a .rrd file")
     cfg = resolve_dataset(args.dataset or args.root, root=args.root, overrides=args.overrides)
     frames = gather(cfg, split=args.split, frames=args.frames, max_frames=args.max_frames, models=args.model,
-                    preds=args.pred, min_score=args.min_score, device=args.device)
+                    preds=args.pred, min_score=args.min_score, device=args.device,
+                    model_overrides=args.model_overrides)
     path = write_recording(frames, args.out, cfg.radar.features, cfg.classes, application=f"sckd {cfg.name}")
     sets = ", ".join(s.name for s in frames[0].box_sets) if frames else ""
     print(f"wrote {path}: {len(frames)} frame(s) of {cfg.name}"
