@@ -6,11 +6,18 @@ the middle of an epoch skips the batches it already did, so it sees exactly the 
 uninterrupted run would have seen. Augmentation randomness must come from the dataset's own
 per-(seed, epoch, index) seeding (the data layer's job): the engine tells the dataset the epoch
 through ``set_epoch`` when it has one and never hands it a shared RNG stream.
+
+A data error in a worker process never leaves the training waiting: the loader's iterator
+shuts its workers down the moment the error reaches the main process (killing any that do not
+leave, since workers ignore SIGTERM) and re-raises the worker's own one-line message; a worker
+that died (out of memory, a crash) is a one-line error too.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
+import os
 import random
 import signal
 from collections.abc import Callable, Iterator, Sized
@@ -63,6 +70,89 @@ def iters_per_epoch(n: int, batch_size: int, world_size: int, drop_last: bool) -
     return per_rank // batch_size if drop_last else math.ceil(per_rank / batch_size)
 
 
+def worker_message(e: BaseException) -> str:
+    """The original message of an exception a DataLoader re-raised from a worker (its text
+    carries the worker's traceback; the last line is ``module.Type: message``)."""
+    text = str(e).strip()
+    if "\nOriginal Traceback" not in text:
+        return text
+    last = text.splitlines()[-1]
+    head, sep, rest = last.partition(": ")
+    return rest if sep and " " not in head else last
+
+
+def _stop_workers(it: Any) -> None:
+    """Shut the iterator's worker processes down now, not when it is garbage-collected: torch
+    skips that at interpreter exit, and multiprocessing then waits forever on workers that
+    ignore SIGTERM. Whatever is still alive after the orderly shutdown is killed."""
+    workers = list(getattr(it, "_workers", ()))
+    try:
+        shutdown = getattr(it, "_shutdown_workers", None)
+        if callable(shutdown):
+            shutdown()
+    finally:
+        for w in workers:
+            if w.is_alive():
+                try:
+                    os.kill(w.pid, signal.SIGKILL)
+                except OSError:
+                    pass
+                w.join(timeout=5)
+
+
+def _died(e: RuntimeError) -> SckdError | None:
+    """torch's 'DataLoader worker (pid N) is killed by signal' / 'exited unexpectedly' (raised
+    by its SIGCHLD handler anywhere in the main thread, or when a fetch times out) as one line."""
+    text = str(e).strip()
+    if not text.startswith("DataLoader worker") or "Original Traceback" in text:
+        return None  # not a death: a worker's own RuntimeError (a bug) is said as it is
+    return SckdError(f"config key 'train.workers': a data loading worker process died ({text.splitlines()[0]}); "
+                     "out of memory? lower train.workers or rerun with --workers 0 to see the error in the "
+                     "main process")
+
+
+class SafeLoader(DataLoader):
+    """A DataLoader whose iteration ends its workers when it fails (see the module note) and
+    turns worker failures into one-line :class:`SckdError`. Iterate it through :func:`batches`,
+    which also ends the workers when the consumer fails."""
+
+    def __iter__(self) -> Iterator[Any]:  # type: ignore[override]
+        it = super().__iter__()
+        try:
+            while True:
+                try:
+                    batch = next(it)
+                except StopIteration:
+                    return
+                except SckdError as e:
+                    raise SckdError(worker_message(e)) from None
+                except RuntimeError as e:
+                    raise (_died(e) or e) from None
+                yield batch
+        finally:
+            if self.num_workers > 0:
+                _stop_workers(it)
+
+
+@contextlib.contextmanager
+def batches(loader: DataLoader) -> Iterator[Iterator[Any]]:
+    """``with batches(loader) as it: for batch in it: ...``: the workers end when the block is
+    left, by an error or a ``break``, not when the iterator is collected; a worker's death
+    noticed while the main process computes is the same one-line error."""
+    it = iter(loader)
+    try:
+        yield it
+    except RuntimeError as e:
+        died = _died(e)
+        if died is None:
+            raise
+        raise died from None
+    finally:
+        close = getattr(it, "close", None)
+        if callable(close):
+            close()
+
+
 def _init_worker(warning_channel: Any, worker_id: int) -> None:
     """Seed a worker's global generators from the loader's per-epoch seed (torch does torch's)
     and send its warnings to the main process, where the run's summary counts them.
@@ -93,7 +183,7 @@ def make_loader(dataset: Dataset, collate: Callable[[list[Any]], Any], *, batch_
     sampler = EpochSampler(len(dataset), shuffle=shuffle, seed=seed, epoch=epoch, rank=env.rank,
                            world_size=env.world_size, start=start_batch * batch_size)
     gen = torch.Generator().manual_seed(epoch_seed(seed + 7919 * env.rank, epoch))
-    return DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=workers,
+    return SafeLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=workers,
                       collate_fn=collate, drop_last=drop_last, generator=gen,
                       worker_init_fn=partial(_init_worker, warnings.channel()) if workers > 0 else None,
                       pin_memory=env.device.type == "cuda", persistent_workers=False)

@@ -35,7 +35,7 @@ from sckd.engine.distributed import (
     barrier,
     wrap_for_training,
 )
-from sckd.engine.loader import iters_per_epoch, make_loader
+from sckd.engine.loader import batches, iters_per_epoch, make_loader
 from sckd.engine.memory_format import to_channels_last
 from sckd.engine.monitor import Monitor
 from sckd.engine.optim import OneCycle, build_optimizer
@@ -280,26 +280,28 @@ class Trainer:
                                      workers=cfg.workers, seed=cfg.seed, epoch=s.epoch, env=env,
                                      shuffle=True, drop_last=cfg.drop_last, start_batch=s.step_in_epoch)
                 t_last = time.perf_counter()
-                for batch in loader:
-                    g = self.optimizer.param_groups[0]
-                    lr, mom = g["lr"], g["betas"][0]  # the values this step uses
-                    terms, grad_norm = self.train_step(batch)
-                    s.step += 1
-                    s.step_in_epoch += 1
-                    now = time.perf_counter()
-                    train_time += now - t_last
-                    frames += batch.batch_size
-                    monitor.on_step(terms, frames=batch.batch_size, lr=lr, momentum=mom,
-                                    grad_norm=grad_norm, epoch=s.epoch)
-                    if self.on_step is not None:
-                        self.on_step(self)
-                    if cfg.ckpt_unit == "step" and s.step % cfg.ckpt_every == 0:
-                        last_ckpt = self.save()
-                    stop = self._stop or (cfg.max_steps is not None and s.step >= cfg.max_steps)
-                    if any_rank(env, stop):
-                        stopped_early = True
-                        break
-                    t_last = time.perf_counter()
+                # closed here, not when collected: a failed step ends the workers at once
+                with batches(loader) as it:
+                    for batch in it:
+                        g = self.optimizer.param_groups[0]
+                        lr, mom = g["lr"], g["betas"][0]  # the values this step uses
+                        terms, grad_norm = self.train_step(batch)
+                        s.step += 1
+                        s.step_in_epoch += 1
+                        now = time.perf_counter()
+                        train_time += now - t_last
+                        frames += batch.batch_size
+                        monitor.on_step(terms, frames=batch.batch_size, lr=lr, momentum=mom,
+                                        grad_norm=grad_norm, epoch=s.epoch)
+                        if self.on_step is not None:
+                            self.on_step(self)
+                        if cfg.ckpt_unit == "step" and s.step % cfg.ckpt_every == 0:
+                            last_ckpt = self.save()
+                        stop = self._stop or (cfg.max_steps is not None and s.step >= cfg.max_steps)
+                        if any_rank(env, stop):
+                            stopped_early = True
+                            break
+                        t_last = time.perf_counter()
                 if s.step_in_epoch >= self.ipe:  # the epoch is complete (also when stopped at its end)
                     self._end_of_epoch(monitor)
                     if self._saved_at == (s.epoch, s.step):

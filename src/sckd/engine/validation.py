@@ -18,7 +18,7 @@ from torch.utils.data import Dataset
 
 from sckd.data.types import Detections
 from sckd.engine.distributed import DistEnv, all_gather_objects, broadcast_object
-from sckd.engine.loader import make_loader
+from sckd.engine.loader import batches, make_loader
 from sckd.errors import warnings
 
 EvaluateFn = Callable[[list[str], list[Detections]], dict[str, float]]
@@ -41,11 +41,12 @@ def run_predictions(model: nn.Module, dataset: Dataset, collate: Callable[[list[
     try:
         with torch.no_grad(), torch.autocast(device_type=env.device.type, dtype=amp_dtype or torch.float16,
                                              enabled=amp_dtype is not None and env.device.type == "cuda"):
-            for batch in loader:
-                out = model.predict(batch.to(env.device))
-                ids.extend(batch.frame_ids)
-                dets.extend(Detections(d.boxes.float().cpu(), d.scores.float().cpu(), d.labels.cpu())
-                            for d in out)
+            with batches(loader) as it:  # a failure ends the workers at once
+                for batch in it:
+                    out = model.predict(batch.to(env.device))
+                    ids.extend(batch.frame_ids)
+                    dets.extend(Detections(d.boxes.float().cpu(), d.scores.float().cpu(), d.labels.cpu())
+                                for d in out)
     finally:
         model.train(was_training)
         warnings.collect()
