@@ -3,6 +3,8 @@
 The graph holds point decoration, the pillar network, the scatter to the BEV grid, the 2D
 backbone and the head; voxelization, box decoding and rotated NMS stay outside (run them with
 ``sckd predict FILE.onnx INPUT...``). The experiment config travels in the file's metadata.
+Teachers and LiDAR-only models (they read LiDAR) and SECOND models (sparse convs) are not
+exported: ``sckd predict CHECKPOINT ...`` runs them in PyTorch.
 ``--int8`` quantizes the convolutions statically (ONNX Runtime, QDQ), calibrated on training
 frames. Needs the deploy extra: ``pip install 'sckd[deploy]'``.
 """
@@ -13,7 +15,7 @@ import argparse
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("export", help="export a radar student to ONNX", description=__doc__,
+    p = sub.add_parser("export", help="export a radar PointPillars model (a student) to ONNX", description=__doc__,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("checkpoint", help="a student or radar-only checkpoint (.pt)")
     p.add_argument("--out", required=True, metavar="FILE.onnx")
@@ -28,7 +30,13 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from sckd.deploy.onnx_export import export_onnx
+    from sckd.errors import SckdError
+    from sckd.experiment.config import load_experiment_checkpoint
+    from sckd.experiment.predict import export_refusal
 
+    # said before any exporter is needed: the model family decides, not the installed packages
+    if why := export_refusal(load_experiment_checkpoint(args.checkpoint).config):
+        raise SckdError(f"{args.checkpoint}: {why}; run it with sckd predict {args.checkpoint} ROOT")
     s = export_onnx(args.checkpoint, args.out, check=not args.no_check, int8=args.int8, data=args.data,
                     calib_frames=args.calib_frames)
     check = "" if s.max_abs_diff is None else f"; PyTorch vs ONNX Runtime max |diff| {s.max_abs_diff:.2e}"

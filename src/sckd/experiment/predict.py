@@ -66,6 +66,32 @@ def experiment_from_raw(raw: Any, path: Path, data: str | None = None, overrides
     return exp
 
 
+def model_family(exp: ExperimentConfig) -> str:
+    """What a detector is, in words (messages): e.g. 'LiDAR + radar teacher', 'LiDAR-only
+    detector (SECOND)', 'radar detector (PointPillars)'."""
+    encs = list(exp.model.encoders.values())
+    kinds = sorted({"PointPillars" if e.type == "pillar" else "SECOND" for e in encs})
+    inputs = {e.input for e in encs}
+    if inputs == {"lidar", "radar"}:
+        return "LiDAR + radar teacher"
+    what = "LiDAR-only" if inputs == {"lidar"} else "radar"
+    return f"{what} detector ({' + '.join(kinds)})"
+
+
+def export_refusal(exp: ExperimentConfig) -> str | None:
+    """Why ``sckd export`` cannot write this model (None: it can). The exported graph is a
+    radar PointPillars network: SECOND's sparse convs do not trace, LiDAR is not there at run time."""
+    encs = list(exp.model.encoders.values())
+    family = model_family(exp)
+    if any(e.input == "lidar" for e in encs):
+        return (f"a {family} cannot be exported: it reads LiDAR, and sckd export writes radar-only "
+                "PointPillars models (a student, a radar baseline)")
+    if any(e.type != "pillar" for e in encs):
+        return (f"a {family} cannot be exported: SECOND's sparse convs do not trace to ONNX; sckd export "
+                "writes radar-only PointPillars models (a student, a radar baseline)")
+    return None
+
+
 def load_trained_model(path: str | Path, data: str | None = None, overrides: list[str] | None = None,
                        need_root: bool = True) -> tuple[ExperimentConfig, nn.Module]:
     """The checkpoint's experiment (data and overrides applied) and its model, weights loaded
