@@ -8,6 +8,7 @@ worlds) skip the fsyncs, which would cost milliseconds per file.
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import tempfile
@@ -16,6 +17,17 @@ from pathlib import Path
 from typing import BinaryIO
 
 from sckd.errors import SckdError
+
+
+_FULL = {errno.ENOSPC: "no space left on device", errno.EDQUOT: "disk quota exceeded",
+         errno.EFBIG: "file too large for this filesystem or the file size limit (ulimit -f)"}
+
+
+def _reason(e: OSError) -> str:
+    """What went wrong, with what to do about a full disk (the old file is still intact)."""
+    if e.errno in _FULL:
+        return f"{_FULL[e.errno]}; free some space and rerun (any earlier version of the file is intact)"
+    return str(e.strerror or e)
 
 
 def write_atomic(path: str | Path, write: Callable[[BinaryIO], None], what: str = "file",
@@ -28,7 +40,7 @@ def write_atomic(path: str | Path, write: Callable[[BinaryIO], None], what: str 
             path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     except OSError as e:
-        raise SckdError(f"{path}: cannot write {what} ({e.strerror})") from None
+        raise SckdError(f"{path}: cannot write {what} ({_reason(e)})") from None
     try:
         with os.fdopen(fd, "wb") as f:
             write(f)
@@ -43,7 +55,7 @@ def write_atomic(path: str | Path, write: Callable[[BinaryIO], None], what: str 
         except OSError:
             pass
         if isinstance(e, OSError):
-            raise SckdError(f"{path}: cannot write {what} ({e.strerror or e})") from None
+            raise SckdError(f"{path}: cannot write {what} ({_reason(e)})") from None
         raise
     if durable:
         try:  # make the rename itself durable

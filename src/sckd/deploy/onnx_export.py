@@ -12,6 +12,7 @@ import contextlib
 import importlib.util
 import io
 import logging
+import math
 import tempfile
 import warnings
 from collections.abc import Iterator
@@ -132,6 +133,12 @@ def export_onnx(checkpoint: str | Path, out: str | Path, *, check: bool = True, 
         with torch.no_grad():
             ref = net(*inputs)
         got = OnnxNetwork(out)(*inputs)
-        diff = max(float((a - b).abs().max()) for a, b in zip(ref, got))
+        diffs = [float((a - b).abs().max()) for a, b in zip(ref, got)]
+        diff = max(diffs)  # (max() skips a NaN that is not first: checked on the list)
+        if not all(math.isfinite(d) for d in diffs):
+            out.unlink(missing_ok=True)  # a model that computes inf/NaN is not handed out
+            raise SckdError(f"{checkpoint}: ONNX self-check failed: PyTorch vs ONNX Runtime max |diff| is "
+                            f"{next(d for d in diffs if not math.isfinite(d))} (inf/NaN outputs on a test "
+                            f"cloud), so {out} was removed; check the checkpoint's weights")
     log.info("exported %s -> %s (%.1f MB%s)", checkpoint, out, len(blob) / 1e6, ", int8" if int8 else "")
     return ExportSummary(out, len(blob), diff)

@@ -9,16 +9,20 @@ and, since their signature was computed another way, their weights are checked b
 loading alone.
 
 Files are written to a temporary file in the target's folder, fsync'ed and renamed over the
-target, so a crash never leaves a truncated checkpoint under a final name.
+target, so a crash never leaves a truncated checkpoint under a final name. On load, the zip
+container's own CRC-32 of every entry is checked (torch does not), which catches changed bytes
+in files of every format, and weights with inf/NaN are refused.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import hashlib
+import io
 import json
 import random
 import re
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -122,15 +126,57 @@ def save_checkpoint(ckpt: Checkpoint, path: str | Path) -> Path:
 
 
 def atomic_torch_save(obj: Any, path: str | Path) -> Path:
-    """``torch.save`` to ``path`` through :func:`sckd.atomic.write_atomic` (durable)."""
-    return write_atomic(path, lambda f: torch.save(obj, f), "checkpoint", mkdirs=True)
+    """``torch.save`` to ``path`` through :func:`sckd.atomic.write_atomic` (durable). The bytes
+    are made in memory first: torch's writer turns a failed write (a full disk) into a
+    RuntimeError without the reason, a plain ``write`` keeps the OSError."""
+    def write(f: Any) -> None:
+        buf = io.BytesIO()
+        torch.save(obj, buf)
+        f.write(buf.getbuffer())
+
+    return write_atomic(path, write, "checkpoint", mkdirs=True)
+
+
+_NOT_TORCH = {b"\x89PNG": "a PNG image", b"\xff\xd8\xff": "a JPEG image", b"GIF8": "a GIF image",
+              b"%PDF": "a PDF document", b"\x1f\x8b": "a gzip archive", b"\x7fELF": "a program"}
+
+
+def _check_file(path: Path) -> None:
+    """Refuse, before unpickling, a file of another kind and a checkpoint whose bytes changed
+    after it was written (torch's reader does not check the zip entries' CRC-32)."""
+    with open(path, "rb") as f:
+        head = f.read(8)
+    kind = next((k for magic, k in _NOT_TORCH.items() if head.startswith(magic)), None)
+    if kind:
+        raise SckdError(f"{path}: not a readable checkpoint (it is {kind}, not a torch file)")
+    if not head.startswith(b"PK\x03\x04"):
+        return  # torch's reader says what is wrong (or it is the legacy non-zip format)
+    try:
+        with zipfile.ZipFile(path) as z:
+            bad = z.testzip()
+    except (zipfile.BadZipFile, OSError, EOFError):
+        return  # truncated: torch's reader says so
+    if bad is not None:
+        raise SckdError(f"{path}: checkpoint is corrupt (its entry {bad} fails the CRC-32 check: the bytes "
+                        "changed after it was written); use another checkpoint of the run or train again")
+
+
+def check_finite(model: dict[str, Any], path: str | Path) -> None:
+    """Weights with an inf or NaN would predict, teach or train on garbage."""
+    for k, v in model.items():
+        if torch.is_tensor(v) and v.is_floating_point() and not bool(torch.isfinite(v).all()):
+            raise SckdError(f"{path}: weight '{k}' holds non-finite values (inf/NaN); the file is corrupt "
+                            "or its training diverged; use an earlier checkpoint of the run")
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> Checkpoint:
-    """Load a checkpoint written by :func:`save_checkpoint` (weights only: no code is unpickled)."""
+    """Load a checkpoint written by :func:`save_checkpoint` (weights only: no code is unpickled).
+    Every use (prediction, export, a teacher, resuming) reads through here, so a file whose
+    zip entries fail their CRC or whose weights are not finite is refused for all of them."""
     path = Path(path)
     if not path.is_file():
         raise SckdError(f"{path}: checkpoint not found")
+    _check_file(path)
     try:
         data = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as e:  # noqa: BLE001 - any unpickling problem is a bad file for the user
@@ -143,7 +189,9 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         first = text.splitlines()[0].split(". ")[0].rstrip(".") if text else ""
         raise SckdError(f"{path}: not a readable checkpoint (truncated, corrupt or not a torch file; "
                         f"{type(e).__name__}: {first})") from None
-    return Checkpoint.from_file_dict(data, path)
+    ckpt = Checkpoint.from_file_dict(data, path)
+    check_finite(ckpt.model, path)
+    return ckpt
 
 
 def _canonical(x: Any) -> Any:
