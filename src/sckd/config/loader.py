@@ -16,6 +16,8 @@ import yaml
 from sckd.errors import SckdError
 
 CONFIG_ROOT = Path(__file__).resolve().parent.parent / "configs"
+MAX_BASE_DEPTH = 64
+"""Longest ``base:`` chain read (the shipped configs use 4); deeper would exhaust the stack."""
 
 
 def resolve_config_path(name: str | Path, relative_to: Path | None = None) -> Path:
@@ -66,6 +68,9 @@ def deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
 def load_yaml_tree(path: str | Path, _seen: tuple[Path, ...] = ()) -> dict[str, Any]:
     """Load a config file with all its ``base:`` parents merged in."""
     p = resolve_config_path(path) if not Path(path).is_file() else Path(path).resolve()
+    if len(_seen) >= MAX_BASE_DEPTH:
+        raise SckdError(f"{_seen[0]}: config inheritance deeper than {MAX_BASE_DEPTH} levels of 'base:' "
+                        f"(reached {p}); flatten the chain")
     if p in _seen:
         raise SckdError(f"{p}: config inheritance cycle ({' -> '.join(str(s) for s in _seen)})")
     data = _read_yaml(p)

@@ -3,12 +3,14 @@
 ``from_dict(Cls, data, "model")`` checks every key against the dataclass fields (unknown keys
 are errors naming the full key path and the allowed keys), converts and checks types
 (int, float, str, bool, Optional, Literal, list/tuple/dict of those, nested dataclasses) and
-fills defaults. Errors read ``config key 'model.head.anchors': expected a list, got str``.
+fills defaults. Every float must be finite (``.inf``, ``1e999`` and ``.nan`` are errors naming
+the key). Errors read ``config key 'model.head.anchors': expected a list, got str``.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 import types
 import typing
@@ -78,9 +80,11 @@ def _convert(tp: Any, value: Any, path: str) -> Any:
         return value
     if tp is float:
         if isinstance(value, str) and _FLOAT_TEXT.fullmatch(value.strip()):
-            return float(value)  # YAML 1.1 reads "3e-5" (no dot) as a string
+            value = float(value)  # YAML 1.1 reads "3e-5" (no dot) as a string
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise _err(path, f"expected a number, got {value!r}")
+        if not math.isfinite(value):  # .inf, 1e999, .nan: every check like 'lr > 0' lets them by
+            raise _err(path, f"must be a finite number, got {value!r}")
         return float(value)
     if tp is str:
         if not isinstance(value, str):
