@@ -168,11 +168,19 @@ class Demo:
         return pngs + self.jobs.bev_panels(models, self.cfg.bev_frames, self.cfg.bev_score, self.out)
 
     def stages(self) -> list[Stage]:
+        """Each stage names what it reads (``needs``), so processes sharing ``--out`` run the
+        baseline beside the teacher: only the student waits for the teacher."""
         est = self.estimates()
         stages = [world_stage(self.out, self.cfg.world, est["world"], self.say)]
-        stages += [self.jobs.train_stage(j, est[f"train-{j.key}"]) for j in self.jobs.jobs]
-        stages += [self.jobs.evaluate_stage(j, est[f"eval-{j.key}"]) for j in self.jobs.jobs]
-        return stages + [self.figures_stage()]
+        for j in self.jobs.jobs:
+            st = self.jobs.train_stage(j, est[f"train-{j.key}"])
+            st.needs = ["world"] + ([f"train-{j.teacher}"] if j.teacher else [])
+            stages.append(st)
+        for j in self.jobs.jobs:
+            st = self.jobs.evaluate_stage(j, est[f"eval-{j.key}"])
+            st.needs = ["world", f"train-{j.key}"]
+            stages.append(st)
+        return stages + [self.figures_stage()]  # the figures read every run
 
     def run(self) -> PipelineResult:
         self.check_settings()
