@@ -3,7 +3,10 @@
 :func:`prepare_astyx` checks the cache against the source files (size and modification time of
 each frame's four files) and converts only frames that are new or changed, under a file lock
 (several processes of one ``torchrun`` may ask at once). The check costs a stat per source
-file (23 ms for the 546 real frames, measured 2026-11-29). The cache holds::
+file (23 ms for the 546 real frames, measured 2026-11-29). The manifest also records what was
+written (size, modification time and CRC-32 of each cached file); a frame whose cached files
+were since deleted, cut or edited is converted again (a stat per file; the CRC is read only when
+the time differs, e.g. a copied cache). The cache holds::
 
     CACHE/radar/training/{velodyne,calib,label_2}/<id>   radar (levelled frame), KITTI labels
     CACHE/lidar/training/{velodyne,calib}/<id>           LiDAR moved into the same frame
@@ -24,6 +27,7 @@ import hashlib
 import json
 import logging
 import os
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -96,6 +100,59 @@ def _stamp(paths: list[Path]) -> list[list[int]]:
     return out
 
 
+def _cache_files(cfg: DatasetConfig, fid: str, out: Path) -> list[Path]:
+    """The files :func:`convert_frame` writes for frame ``fid``."""
+    rt = out / RADAR_TREE / "training"
+    files = [rt / "velodyne" / f"{fid}.bin", rt / "calib" / f"{fid}.txt", rt / "label_2" / f"{fid}.txt"]
+    if cfg.lidar is not None:
+        lt = out / LIDAR_TREE / "training"
+        files += [lt / "velodyne" / f"{fid}.bin", lt / "calib" / f"{fid}.txt"]
+    return files
+
+
+def _crc32(path: Path) -> int:
+    crc = 0
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            crc = zlib.crc32(chunk, crc)
+    return crc
+
+
+def _written(files: list[Path], out: Path) -> list[list]:
+    """[path in the cache, size, mtime_ns, CRC-32] of each file just written."""
+    rows = []
+    for p in files:
+        st = p.stat()
+        rows.append([p.relative_to(out).as_posix(), st.st_size, st.st_mtime_ns, _crc32(p)])
+    return rows
+
+
+def _cache_intact(rows: list[list], files: list[Path], out: Path) -> tuple[bool, str]:
+    """(still as written, the first file that is not); refreshes a row's time when only the
+    time changed (same size and CRC, e.g. the cache was copied)."""
+    if [r[0] for r in rows] != [p.relative_to(out).as_posix() for p in files]:
+        return False, str(files[0])
+    for r in rows:
+        p = out / r[0]
+        try:
+            st = p.stat()
+        except OSError:
+            return False, f"{p} (missing)"
+        if st.st_size != r[1]:
+            return False, f"{p} ({st.st_size} bytes, {r[1]} written)"
+        if st.st_mtime_ns != r[2]:
+            if _crc32(p) != r[3]:
+                return False, f"{p} (changed)"
+            r[2] = st.st_mtime_ns
+    return True, ""
+
+
+def cache_note(cache: Path) -> str:
+    """Said after an error in a file of the cache ``cache``: what it is and how to rebuild it."""
+    return (f"the file is part of sckd's converted Astyx cache {cache}: rerun to convert frames whose cache "
+            "changed again, or delete that folder to convert everything again")
+
+
 def _frame_sources(cfg: DatasetConfig, paths: dict[str, Path]) -> list[Path]:
     keys = [astyx.RADAR_KEY, astyx.CALIB_KEY, astyx.LABEL_KEY]
     if cfg.lidar is not None:
@@ -164,9 +221,26 @@ def prepare_astyx(cfg: DatasetConfig) -> Path:
         manifest_path = out / "manifest.json"
         try:
             done = json.loads(manifest_path.read_text()).get("frames", {})
-        except (OSError, ValueError):
+        except (OSError, ValueError, AttributeError):
             done = {}
-        todo = [fid for fid in index if done.get(fid) != stamps[fid]]
+        done = done if isinstance(done, dict) else {}
+        as_read = json.dumps(done)
+        todo, stale = [], []
+        for fid in index:
+            entry = done.get(fid)
+            if not isinstance(entry, dict) or entry.get("source") != stamps[fid]:
+                todo.append(fid)  # new, changed at the source, or an older manifest
+                continue
+            try:
+                ok, what = _cache_intact(entry.get("cache") or [], _cache_files(cfg, fid, out), out)
+            except (TypeError, IndexError, ValueError, AttributeError):  # a hand-edited manifest
+                ok, what = False, str(manifest_path)
+            if not ok:
+                todo.append(fid)
+                stale.append(what)
+        if stale:
+            log.warning("%d frame(s) of the Astyx cache no longer match what was written (e.g. %s); "
+                        "converting them again", len(stale), stale[0])
         if todo:
             for d in ("velodyne", "calib", "label_2"):
                 (out / RADAR_TREE / "training" / d).mkdir(parents=True, exist_ok=True)
@@ -178,12 +252,17 @@ def prepare_astyx(cfg: DatasetConfig) -> Path:
             bar = tqdm(todo, desc=f"converting Astyx -> {out}", unit="frame", disable=None, leave=False)
             for n, fid in enumerate(bar, 1):
                 convert_frame(cfg, fid, index[fid], out)
-                done[fid] = stamps[fid]
+                done[fid] = {"source": stamps[fid], "cache": _written(_cache_files(cfg, fid, out), out)}
                 if n % 50 == 0 or n == len(todo):  # an interrupted conversion resumes from here
-                    _replace_text(manifest_path, json.dumps({"version": CONVERTER_VERSION,
-                                                             "source": str(src.resolve()), "frames": done}))
+                    _write_manifest(manifest_path, src, done)
+        elif json.dumps(done) != as_read:
+            _write_manifest(manifest_path, src, done)  # refreshed times of a copied cache
         _write_splits(cfg, list(index), out)
     return out
+
+
+def _write_manifest(path: Path, src: Path, frames: dict) -> None:
+    _replace_text(path, json.dumps({"version": CONVERTER_VERSION, "source": str(src.resolve()), "frames": frames}))
 
 
 def imagesets_dir(cfg: DatasetConfig, cache: Path) -> Path:

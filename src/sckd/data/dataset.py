@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from sckd.data.astyx_cache import cache_note
 from sckd.data.augment import AugmentConfig, augment_frame
 from sckd.data.calib import Calib, read_calib
 from sckd.data.config import DatasetConfig
@@ -109,6 +110,15 @@ class RadarDataset(Dataset):
 
     def load(self, index: int) -> Frame:
         """Frame ``index`` as stored (no augmentation)."""
+        try:
+            return self._load(index)
+        except SckdError as e:
+            cache = self.layout.radar_root.parent  # Astyx: an error in a cached file says so
+            if self.cfg.layout == "astyx" and str(e).startswith(str(cache)):
+                raise SckdError(f"{e}; {cache_note(cache)}") from None
+            raise
+
+    def _load(self, index: int) -> Frame:
         fid = self.frame_ids[index]
         cfg = self.cfg
         calib = self.read_calib(fid)
