@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import io
 import json
 import random
 import re
@@ -125,14 +124,36 @@ def save_checkpoint(ckpt: Checkpoint, path: str | Path) -> Path:
     return atomic_torch_save(ckpt.to_file_dict(), path)
 
 
+class _KeepWriteError:
+    """The file torch.save writes to, remembering the OSError of a failed write: torch's writer
+    turns it into a RuntimeError without the reason (a full disk read 'unexpected pos')."""
+
+    def __init__(self, f: Any) -> None:
+        self._f, self.error = f, None
+
+    def write(self, data: Any) -> int:
+        try:
+            return self._f.write(data)
+        except OSError as e:
+            self.error = e
+            raise
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._f, name)
+
+
 def atomic_torch_save(obj: Any, path: str | Path) -> Path:
-    """``torch.save`` to ``path`` through :func:`sckd.atomic.write_atomic` (durable). The bytes
-    are made in memory first: torch's writer turns a failed write (a full disk) into a
-    RuntimeError without the reason, a plain ``write`` keeps the OSError."""
+    """``torch.save`` to ``path`` through :func:`sckd.atomic.write_atomic` (durable); a failed
+    write is reported as the OSError it was (``no space left on device``), naming the file."""
     def write(f: Any) -> None:
-        buf = io.BytesIO()
-        torch.save(obj, buf)
-        f.write(buf.getbuffer())
+        sink = _KeepWriteError(f)
+        try:
+            torch.save(obj, sink)
+        except RuntimeError:
+            if sink.error is None:
+                raise
+        if sink.error is not None:
+            raise sink.error
 
     return write_atomic(path, write, "checkpoint", mkdirs=True)
 
