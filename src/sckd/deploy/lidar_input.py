@@ -71,7 +71,8 @@ def read_lidar_to_radar(path: str | Path) -> np.ndarray:
     except FileNotFoundError:
         raise SckdError(f"{path}: LiDAR -> radar matrix file is missing") from None
     except (OSError, UnicodeDecodeError) as e:
-        raise SckdError(f"{path}: cannot read the LiDAR -> radar matrix ({getattr(e, 'strerror', None) or e})") from None
+        why = getattr(e, "strerror", None) or e
+        raise SckdError(f"{path}: cannot read the LiDAR -> radar matrix ({why})") from None
     keys = re.findall(r"^\s*([A-Za-z_][\w.]*)\s*:", text, re.M)
     if "Tr_velo_to_cam" in keys or "P2" in keys:
         raise SckdError(f"{path}: a KITTI calibration file (Tr_velo_to_cam maps one sensor to the camera); "
@@ -118,7 +119,8 @@ class LidarFiles:
     @classmethod
     def from_args(cls, files: list[str] | None, lidar_to_radar: str | None = None,
                   radar_calib: str | None = None, lidar_calib: str | None = None) -> "LidarFiles | None":
-        """The CLI's ``--lidar``, ``--lidar-to-radar``, ``--radar-calib``/``--lidar-calib``; None without ``--lidar``."""
+        """The CLI's ``--lidar``, ``--lidar-to-radar``, ``--radar-calib`` / ``--lidar-calib``;
+        None without ``--lidar``."""
         if (radar_calib is None) != (lidar_calib is None):
             raise SckdError("predict: --radar-calib and --lidar-calib go together (the LiDAR -> radar "
                             "transform is inv(radar Tr_velo_to_cam) @ LiDAR Tr_velo_to_cam)")
