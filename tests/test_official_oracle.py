@@ -316,3 +316,51 @@ def test_pypi_release_offsets(official, tmp_path):
     raw = run_official(official, gt_dir, pred_dir, compensate=False)
     assert max(abs(raw[r][k] - ours[r][k]) for r in raw for k in raw[r]) > 1.0
     assert_agree(ours, run_official(official, gt_dir, pred_dir))
+
+
+def _relabel_for_official(src: Path, dst: Path, min_height: float, max_occ: int, is_gt: bool) -> None:
+    """Rewrite KITTI label files so that the official tool's fixed rule (GT ignored at height <=
+    40 px or occlusion > 4; detections ignored below 40 px) selects exactly one difficulty level
+    (GT ignored at <= ``min_height`` px or occlusion > ``max_occ``): every 2D box grows by
+    40 - min_height px downwards and GT occlusion becomes 0 (kept) or 5 (ignored). 3D and BEV
+    APs read the 2D boxes only through those rules."""
+    dst.mkdir(parents=True, exist_ok=True)
+    for p in sorted(src.glob("*.txt")):
+        out = []
+        for ln in p.read_text().splitlines():
+            f = ln.split()
+            f[7] = f"{float(f[7]) + 40.0 - min_height:.4f}"
+            if is_gt:
+                f[2] = "0" if int(f[2]) <= max_occ else "5"
+            out.append(" ".join(f) + "\n")
+        (dst / p.name).write_text("".join(out))
+
+
+@pytest.mark.parametrize("level,min_height,max_occ", [("easy", 40.0, 0), ("moderate", 25.0, 1), ("hard", 25.0, 2)])
+@pytest.mark.parametrize("seed", [0, 1])
+def test_difficulty_levels_equal_official(official, tmp_path, seed, level, min_height, max_occ):
+    """``eval.difficulties`` (the Astyx protocol's KITTI levels) against the official tool, which
+    has one level only: fed labels rewritten so that its rule picks the same objects, its entire-
+    area 3D and BEV APs equal ours for the level, R11 and R40."""
+    from sckd.eval import EvalConfig
+    from sckd.eval.config import DifficultyLevel
+
+    pred_dir = write_set(tmp_path, seed, "mixed")
+    gt_dir = tmp_path / "radar_5frames" / "training" / "label_2"
+    cfg = from_dict(DatasetConfig, load_yaml_tree("datasets/vod.yaml")["dataset"], "dataset")
+    cfg.root = str(tmp_path)
+    ecfg = from_dict(EvalConfig, load_yaml_tree("datasets/vod.yaml").get("eval", {}), "eval")
+    ecfg.difficulties = {level: DifficultyLevel(min_height, max_occ)}
+    res = evaluate_folder(cfg, "val", pred_dir, ecfg)
+    _relabel_for_official(gt_dir, tmp_path / "gt_level", min_height, max_occ, True)
+    _relabel_for_official(pred_dir, tmp_path / "pred_level", min_height, max_occ, False)
+    theirs = run_official(official, tmp_path / "gt_level", tmp_path / "pred_level")["entire_area"]
+    ours = {f"{c}_{kind}_all{'_R40' if r40 else ''}": res.ap(level, c, kind, r40)
+            for c in CLASSES for kind in ("3d", "bev") for r40 in (False, True)}
+    bad = {k: (v, theirs[k]) for k, v in ours.items() if not abs(v - theirs[k]) <= TOL}
+    assert not bad, f"sckd vs official (ours, official): {bad}"
+    assert any(0 < v < 100 for v in ours.values())
+    # the level's Car count, counted from the label files
+    n = sum(1 for p in gt_dir.glob("*.txt") for f in map(str.split, p.read_text().splitlines())
+            if f[0] == "Car" and int(f[2]) <= max_occ and float(f[7]) - float(f[5]) > min_height)
+    assert res.regions[level]["Car"].num_gt == n > 0
