@@ -313,6 +313,16 @@ def test_quick_demo_end_to_end_with_an_interruption(tmp_path, cli, monkeypatch, 
                "--pred", out / "predictions" / "student", "--json", tmp_path / "s.json") == 0
     again = json.loads((tmp_path / "s.json").read_text())
     assert again["entire_area"]["mAP_3d"] == pytest.approx(rows["student"][3], abs=0.006)
+    # the teacher reads LiDAR: `sckd predict` on its checkpoint writes the demo's files, and
+    # `sckd eval` on them gives the numbers of the report's teacher row
+    assert cli("predict", out / "checkpoints" / "teacher.pt", out / "world", "--split", "val",
+               "--out", tmp_path / "tp") == 0
+    assert ({p.name: p.read_text() for p in (tmp_path / "tp").glob("*.txt")}
+            == {p.name: p.read_text() for p in (out / "predictions" / "teacher").glob("*.txt")})
+    assert cli("eval", "--data", out / "world", "--split", "val", "--pred", tmp_path / "tp",
+               "--json", tmp_path / "t.json") == 0
+    mine, demo = (json.loads(f.read_text()) for f in (tmp_path / "t.json", out / "results" / "teacher.json"))
+    assert all(mine[r][k] == demo[r][k] for r in ("entire_area", "roi") for k in demo[r])
 
 
 def test_demo_refuses_a_folder_made_with_other_settings(tmp_path, cli, capsys):
