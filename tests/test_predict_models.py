@@ -28,7 +28,7 @@ KINDS = {
     "teacher": ("experiments/synth/teacher", False),
     "student": ("experiments/synth/sckd_student", True),
 }
-TINY = ["train.epochs=1", "train.val_every=0", "train.batch_size=2", "train.workers=0",
+TINY = ["train.epochs=1", "train.val_every=0", "train.batch_size=4", "train.workers=0",
         "model.post.score_threshold=0.0", "model.post.pre_nms_max=64", "model.post.max_detections=20"]
 # a sparse LiDAR (16 beams, 1 degree steps: ~2k points, not ~28k) keeps the LiDAR models fast
 WORLD = ["synth.sequence.frames_per_sequence=4", "synth.lidar.beams=16", "synth.lidar.azimuth_step_deg=1.0"]
@@ -222,3 +222,30 @@ def test_teacher_input_mistakes_are_one_line_errors(zoo, cli, capsys, tmp_path, 
     assert cli("predict", js.checkpoint("teacher"), *args, "--out", tmp_path / "p") == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and want in err, err
+
+
+def test_lidar_to_radar_matrix_files_in_every_accepted_spelling(tmp_path):
+    """3x4 and 4x4 text (comments, a KEY: prefix, commas and brackets) and .npy read as the same
+    rigid matrix, which moves points as p_radar = R p_lidar + t."""
+    from sckd.deploy.lidar_input import read_lidar_to_radar, to_radar_frame
+
+    a = 0.3
+    R = np.array([[np.cos(a), -np.sin(a), 0.0], [np.sin(a), np.cos(a), 0.0], [0.0, 0.0, 1.0]])
+    t = np.array([-2.5, 0.1, 1.2])
+    rows = np.hstack([R, t[:, None]])
+    spellings = {
+        "plain.txt": "\n".join(" ".join(repr(float(v)) for v in r) for r in rows) + "\n",
+        "full.txt": "# LiDAR -> radar\n" + "\n".join(" ".join(repr(float(v)) for v in r) for r in rows) + "\n0 0 0 1\n",
+        "keyed.txt": "Tr_lidar_to_radar: " + " ".join(repr(float(v)) for v in rows.reshape(-1)) + "\n",
+        "numpy.txt": repr(rows.tolist()) + "\n",
+    }
+    for name, text in spellings.items():
+        (tmp_path / name).write_text(text)
+    np.save(tmp_path / "m.npy", rows)
+    for name in [*spellings, "m.npy"]:
+        T = read_lidar_to_radar(tmp_path / name)
+        assert T.shape == (4, 4) and np.array_equal(T[:3], rows) and np.array_equal(T[3], [0, 0, 0, 1]), name
+    pts = np.array([[1.0, 2.0, 3.0, 50.0], [-4.0, 0.5, 0.0, 7.0]], np.float32)
+    moved = to_radar_frame(pts, T)
+    expect = np.array([R @ p[:3] + t for p in pts.astype(np.float64)])
+    assert np.allclose(moved[:, :3], expect, atol=1e-6) and np.array_equal(moved[:, 3], pts[:, 3])
