@@ -153,7 +153,11 @@ def _inline_spans(text: str) -> list[tuple[int, str]]:
     for n, ln in enumerate(text.split("\n"), 1):
         if n in fenced:
             continue
-        out += [(n, m.group(1)) for m in re.finditer(r"`(sckd [^`]+)`", ln)]
+        cmds = [m.group(1) for m in re.finditer(r"`(sckd [^`]+)`", ln)]
+        out += [(n, c) for c in cmds]
+        if ln.startswith("| `sckd ") and cmds:  # a command table row: its bare `--flag ...` spans
+            sub = cmds[0].split()[1]  # are flags of the subcommand in its first cell
+            out += [(n, f"sckd {sub} {m.group(1)}") for m in re.finditer(r"`(--[^`]+)`", ln)]
     return out
 
 
