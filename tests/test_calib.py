@@ -34,6 +34,38 @@ def test_write_read_round_trip(tmp_path):
     np.testing.assert_allclose(c.R0, R0, rtol=1e-11, atol=1e-12)
     np.testing.assert_allclose(c.cam_from_radar, T, rtol=1e-11, atol=1e-12)
     assert c.cam_from_lidar is None
+    assert c.image_P2 is None and c.image_cam_from_radar is None
+
+
+def test_image_camera_keys_round_trip_and_project(tmp_path):
+    """The optional image-camera keys (Astyx: labels in a virtual camera, images from the real
+    one) read back, and image points go through them, not through P2 / R0 / Tr_velo_to_cam."""
+    rng = np.random.default_rng(1)
+    T, Ti = _rigid(rng), _rigid(rng)
+    P2 = np.array([[700.0, 0, 600.5, 0], [0, 700.0, 180.25, 0], [0, 0, 1, 0]])
+    Pi = np.array([[1800.0, 0, 1024.0, 0], [0, 1790.0, 309.0, 0], [0, 0, 1, 0]])
+    write_calib(tmp_path / "c.txt", P2, np.eye(4), T, Pi, Ti)
+    c = read_calib(tmp_path / "c.txt")
+    np.testing.assert_allclose(c.image_P2, Pi, rtol=1e-11)
+    np.testing.assert_allclose(c.image_cam_from_radar, Ti, rtol=1e-11, atol=1e-12)
+    pts = rng.uniform(-5, 5, (6, 3))
+    cam = c.radar_to_image_cam(pts)
+    np.testing.assert_allclose(cam, (Ti @ np.c_[pts, np.ones(6)].T).T[:, :3], atol=1e-9)
+    uv, depth = c.project_image(cam)
+    np.testing.assert_allclose(uv[:, 0], 1800.0 * cam[:, 0] / cam[:, 2] + 1024.0, rtol=1e-9)
+    np.testing.assert_allclose(uv[:, 1], 1790.0 * cam[:, 1] / cam[:, 2] + 309.0, rtol=1e-9)
+    np.testing.assert_allclose(depth, cam[:, 2])
+    plain = read_calib(_written(tmp_path / "p.txt", P2, T))
+    np.testing.assert_allclose(plain.radar_to_image_cam(pts), plain.radar_to_rect(pts))
+    lines = (tmp_path / "c.txt").read_text().splitlines()
+    (tmp_path / "one.txt").write_text("\n".join(x for x in lines if not x.startswith("Tr_velo_to_image")))
+    with pytest.raises(SckdError, match="calib key Tr_velo_to_image_cam is missing"):
+        read_calib(tmp_path / "one.txt")
+
+
+def _written(path, P2, T):
+    write_calib(path, P2, np.eye(4), T)
+    return path
 
 
 def test_vod_format_parsed_by_key_and_lidar_to_radar(tmp_path):

@@ -16,7 +16,9 @@ the time differs, e.g. a copied cache). The cache holds::
 Points and boxes are in the *levelled radar frame* (:func:`sckd.data.astyx.level_rotation`;
 the radar frame itself with ``level: none``). Its calib files describe a virtual camera at the
 radar looking along +x (``x_cam = -y, y_cam = -z, z_cam = x``, the real intrinsics ``K``), so
-camera-frame IoU equals radar-frame IoU and ranges are ground distances from the radar.
+camera-frame IoU equals radar-frame IoU and ranges are ground distances from the radar; their
+``P2_image`` / ``Tr_velo_to_image_cam`` keys name the real camera, through which the labels'
+2D boxes were projected and predictions' 2D boxes are (2D AP, AOS, difficulty heights).
 """
 
 from __future__ import annotations
@@ -43,7 +45,7 @@ from sckd.data.labels import write_kitti_labels
 from sckd.data.points import write_bin
 from sckd.errors import SckdError
 
-CONVERTER_VERSION = 2  # 2: label 2D boxes from the real camera (difficulty heights)
+CONVERTER_VERSION = 3  # 2: label 2D boxes from the real camera (difficulty heights); 3: calib names it
 RADAR_TREE, LIDAR_TREE = "radar", "lidar"
 CAM_FROM_LEVEL = np.array([[0, -1, 0, 0], [0, 0, -1, 0], [1, 0, 0, 0], [0, 0, 0, 1]], dtype=np.float64)
 """Levelled radar frame -> virtual camera (x right, y down, z forward)."""
@@ -174,9 +176,13 @@ def convert_frame(cfg: DatasetConfig, fid: str, paths: dict[str, Path], out: Pat
     boxes = astyx.boxes_in_frame(objects, R)
     P2 = np.concatenate([calib.K, np.zeros((3, 1))], axis=1)
     vcalib = Calib(P2=P2, R0=np.eye(4), cam_from_radar=CAM_FROM_LEVEL)
+    # predictions' image boxes through the real camera, as the labels' (levelled -> radar -> camera)
+    R4 = np.eye(4)
+    R4[:3, :3] = R.T
+    image_cam = np.linalg.inv(calib.radar_from_camera) @ R4
     rt = out / RADAR_TREE / "training"
     write_bin(rt / "velodyne" / f"{fid}.bin", radar)
-    _write_calib(rt / "calib" / f"{fid}.txt", P2)
+    write_calib(rt / "calib" / f"{fid}.txt", P2, np.eye(4), CAM_FROM_LEVEL, P2, image_cam)
     write_kitti_labels(rt / "label_2" / f"{fid}.txt", [o.name for o in objects], boxes, vcalib,
                        cfg.image_size, truncated=np.zeros(len(objects)),
                        occluded=np.array([o.occlusion for o in objects], dtype=np.int64),
@@ -188,11 +194,8 @@ def convert_frame(cfg: DatasetConfig, fid: str, paths: dict[str, Path], out: Pat
         lidar[:, :3] = (lidar[:, :3] @ T[:3, :3].T + T[:3, 3]) @ R.T
         lt = out / LIDAR_TREE / "training"
         write_bin(lt / "velodyne" / f"{fid}.bin", lidar)
-        _write_calib(lt / "calib" / f"{fid}.txt", P2)  # LiDAR points already share the radar's frame
-
-
-def _write_calib(path: Path, P2: np.ndarray) -> None:
-    write_calib(path, P2, np.eye(4), CAM_FROM_LEVEL)
+        # LiDAR points already share the radar's frame
+        write_calib(lt / "calib" / f"{fid}.txt", P2, np.eye(4), CAM_FROM_LEVEL, P2, image_cam)
 
 
 @contextlib.contextmanager

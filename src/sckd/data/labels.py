@@ -165,7 +165,8 @@ _EDGES = [(0, 1), (1, 2), (2, 3), (3, 0), (4, 5), (5, 6), (6, 7), (7, 4), (0, 4)
 def project_boxes_2d(boxes7: np.ndarray, calib: Calib, image_size: tuple[int, int] | list[int]) -> np.ndarray:
     """(K, 7) radar-frame boxes -> (K, 4) float64 ``x1 y1 x2 y2`` image boxes.
 
-    The 8 corners go to the rectified camera frame and through ``P2``; the box is their
+    The 8 corners go to the rectified camera frame and through ``P2`` (or to the image camera
+    and through ``image_P2`` where the calib names one, see :mod:`sckd.data.calib`); the box is their
     min/max, clipped to ``[0, W-1] x [0, H-1]`` (OpenPCDet's convention). Corners behind the
     camera cannot be projected: every box edge is first clipped to the plane
     ``z_cam = NEAR_PLANE_M`` and the visible part (the corners in front plus the edge/plane
@@ -177,7 +178,7 @@ def project_boxes_2d(boxes7: np.ndarray, calib: Calib, image_size: tuple[int, in
     out = np.zeros((len(b), 4), dtype=np.float64)
     if len(b) == 0:
         return out
-    corners = calib.radar_to_rect(box_corners(b).reshape(-1, 3)).reshape(-1, 8, 3)
+    corners = calib.radar_to_image_cam(box_corners(b).reshape(-1, 3)).reshape(-1, 8, 3)
     i0 = np.array([e[0] for e in _EDGES])
     i1 = np.array([e[1] for e in _EDGES])
     p0, p1 = corners[:, i0], corners[:, i1]  # (K, 12, 3) edge endpoints
@@ -188,7 +189,7 @@ def project_boxes_2d(boxes7: np.ndarray, calib: Calib, image_size: tuple[int, in
     cross_pts = p0 + np.where(crosses, t, 0.0)[..., None] * (p1 - p0)
     pts = np.concatenate([corners, cross_pts], axis=1)  # (K, 20, 3)
     valid = np.concatenate([corners[..., 2] >= NEAR_PLANE_M, crosses], axis=1)
-    uv, _ = calib.project_rect(np.where(valid[..., None], pts, 1.0).reshape(-1, 3))
+    uv, _ = calib.project_image(np.where(valid[..., None], pts, 1.0).reshape(-1, 3))
     uv = uv.reshape(len(b), -1, 2)
     inf = np.inf
     x1 = np.where(valid, uv[..., 0], inf).min(axis=1)
