@@ -3,8 +3,8 @@ LiDAR clouds; no camera images) into BUNDLE/{meta.tar.xz,points.npz.xz}, about 4
 
     python benchmarks/astyx_gpu/pack.py ASTYX_ROOT BUNDLE
 
-LiDAR x y z are stored in centimetres as int16 (the files hold 2 decimals: exact) with the
-reflectivity; radar columns in float32 (the converter's cache is float32: the cached radar
+LiDAR x y z are stored in centimetres as int16 where the file holds 2 decimals (the real data:
+exact), else in float32, with the reflectivity; radar columns in float32 (the converter's cache is float32: the cached radar
 points differ by at most 7.6e-6 m, labels and calib files are byte-identical, 2026-12-04)."""
 import json, sys, tarfile, io, lzma
 from pathlib import Path
@@ -24,8 +24,10 @@ for p, (hdr, a) in radar.items():
     arrs["RH|" + p] = np.array(hdr)
 for p, (hdr, a) in lidar.items():
     xyz = np.round(a[:, :3] * 100)
-    assert np.abs(xyz).max() < 32767 and np.allclose(xyz / 100, a[:, :3], atol=1e-9), p
-    arrs["L|" + p] = xyz.astype(np.int16)
+    if np.abs(xyz).max() < 32767 and np.allclose(xyz / 100, a[:, :3], rtol=0, atol=1e-9):
+        arrs["L|" + p] = xyz.astype(np.int16)  # centimetres, exact
+    else:
+        arrs["LF|" + p] = a[:, :3].astype(np.float32)
     arrs["LR|" + p] = a[:, 3].astype(np.uint8) if (a[:, 3] == a[:, 3].astype(np.uint8)).all() else a[:, 3].astype(np.float32)
     arrs["LH|" + p] = np.array(hdr)
 buf = io.BytesIO(); np.savez(buf, **arrs)

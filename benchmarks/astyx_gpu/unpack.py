@@ -11,7 +11,7 @@ def write(item):
         f.write(" ".join(hdr) + "\n")
         np.savetxt(f, body, fmt=fmt)
 
-def main(src, dst):
+def main(src, dst, workers=12):
     src, dst = Path(src), Path(dst)
     dst.mkdir(parents=True, exist_ok=True)
     with tarfile.open(src / "meta.tar.xz") as t:
@@ -23,11 +23,12 @@ def main(src, dst):
         (dst / p).parent.mkdir(parents=True, exist_ok=True)
         if kind == "R":
             items.append((dst / p, list(z["RH|" + p]), [z[k].astype(np.float64)], "%.9g"))
-        elif kind == "L":
+        elif kind in ("L", "LF"):
             refl = z["LR|" + p]
-            items.append((dst / p, ["X", "Y", "Z", "Reflectivity"], [z[k] / 100.0, refl.astype(np.float64)],
-                          ["%.2f", "%.2f", "%.2f", "%.9g"]))
-    with ProcessPoolExecutor(12) as ex:
+            xyz, fmt = (z[k] / 100.0, "%.2f") if kind == "L" else (z[k].astype(np.float64), "%.9g")
+            items.append((dst / p, ["X", "Y", "Z", "Reflectivity"], [xyz, refl.astype(np.float64)],
+                          [fmt, fmt, fmt, "%.9g"]))
+    with ProcessPoolExecutor(int(workers)) as ex:
         list(ex.map(write, items, chunksize=8))
     print(f"unpacked {len(items)} clouds into {dst}")
 
