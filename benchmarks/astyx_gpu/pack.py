@@ -4,8 +4,9 @@ LiDAR clouds; no camera images) into BUNDLE/{meta.tar.xz,points.npz.xz}, about 4
     python benchmarks/astyx_gpu/pack.py ASTYX_ROOT BUNDLE
 
 LiDAR x y z are stored in centimetres as int16 where the file holds 2 decimals (the real data:
-exact), else in float32, with the reflectivity; radar columns in float32 (the converter's cache is float32: the cached radar
-points differ by at most 7.6e-6 m, labels and calib files are byte-identical, 2026-12-04)."""
+exact), else in float32, with the reflectivity; radar columns in float32 (the converter's cache
+is float32: on the real data the cached radar points differ by at most 7.6e-6 m, labels and
+calib files are byte-identical, 2026-12-04)."""
 import json, sys, tarfile, io, lzma
 from pathlib import Path
 import numpy as np
@@ -28,7 +29,8 @@ for p, (hdr, a) in lidar.items():
         arrs["L|" + p] = xyz.astype(np.int16)  # centimetres, exact
     else:
         arrs["LF|" + p] = a[:, :3].astype(np.float32)
-    arrs["LR|" + p] = a[:, 3].astype(np.uint8) if (a[:, 3] == a[:, 3].astype(np.uint8)).all() else a[:, 3].astype(np.float32)
+    refl = a[:, 3]
+    arrs["LR|" + p] = refl.astype(np.uint8) if (refl == refl.astype(np.uint8)).all() else refl.astype(np.float32)
     arrs["LH|" + p] = np.array(hdr)
 buf = io.BytesIO(); np.savez(buf, **arrs)
 (out / "points.npz.xz").write_bytes(lzma.compress(buf.getvalue(), preset=9))
