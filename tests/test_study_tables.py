@@ -8,7 +8,7 @@ import pytest
 import torch
 from helpers.vod_tree import make_vod_tree
 
-from sckd.config import to_dict
+from sckd.config import CONFIG_ROOT, to_dict
 from sckd.data.dataset import RadarDataset, collate
 from sckd.engine import checkpoint as ck
 from sckd.experiment.config import load_experiment
@@ -162,3 +162,33 @@ def test_stages_name_what_they_read_so_processes_can_share_an_out(tmp_path, tabl
         else:
             want = [f"{prefix}train-{key.split('@')[0]}"]
         assert s.needs == want, (s.name, s.needs)
+
+
+ASTYX_TABLES = [t for t in sorted(p.stem for p in (CONFIG_ROOT / "reproduce").glob("*.yaml"))
+                if load_table(t).family == "astyx"]
+
+
+@pytest.mark.parametrize("table", ASTYX_TABLES)
+def test_astyx_tables_name_experiments_and_students_match_their_teacher(table):
+    """Every job of the Astyx tables loads with its overrides; exactly the jobs given a teacher
+    distil, from a job trained before them, and see radar only; a student's grid (range, radar
+    pillars) and the teacher config it names equal its teacher job's (a CPU teacher's maps do not
+    meet a paper-size student's)."""
+    spec = load_table(table)
+    assert {"published", "published_paper", "recipe"} <= set(ASTYX_TABLES)
+    jobs = {j.key: j for j in spec.jobs}
+    exps = {j.key: load_experiment(f"experiments/astyx/{j.experiment}", j.overrides) for j in spec.jobs}
+    for j in spec.jobs:
+        exp = exps[j.key]
+        assert (exp.distill is not None) == (j.teacher is not None), j.key
+        for g in spec.gains:
+            assert set(g) <= set(jobs)
+        if j.teacher is None:
+            continue
+        t = exps[j.teacher]
+        assert jobs[j.teacher].teacher is None and spec.jobs.index(jobs[j.teacher]) < spec.jobs.index(j)
+        assert exp.model.encoders.keys() == {"radar"}
+        assert exp.dataset.point_cloud_range == t.dataset.point_cloud_range, j.key
+        assert exp.model.encoders["radar"].voxel_size == t.model.encoders["radar"].voxel_size, j.key
+        named = load_experiment(exp.distill.teacher.config) if exp.distill.teacher.config else t
+        assert named.model.encoders["lidar"].voxel_size == t.model.encoders["lidar"].voxel_size, j.key
