@@ -7,14 +7,19 @@
 #   python benchmarks/astyx_gpu/pack.py ASTYX_ROOT BUNDLE                # here
 #   BUNDLE=BUNDLE OUT=RESULTS JOBS="..." bash benchmarks/astyx_gpu/run.sh  # there, repository root
 # JOBS: space-separated KEY:CONFIG[:SET;SET...] (CONFIG under experiments/astyx; SETs are KEY=VALUE
-# overrides for train, and the dataset.* ones for predict / eval too). COMMON: SETs of every job
+# overrides for train, and the dataset.* ones for predict / eval too; no spaces). COMMON: SETs of every job
 # (default: the published split). TEACHER: a float16 teacher from half.py, named @TEACHER in SETs
 # (students: distill.teacher.checkpoint=@TEACHER;distill.teacher.config=null). PSEUDO: job keys
 # whose train-split pseudo-label precision / recall is measured (sckd pseudo-labels).
 # Results: OUT/results.tgz (logs, eval JSON and text, predictions) and each job's weights in
 # float16 (half.py; unhalf.py makes a checkpoint sckd reads again).
 # docs/astyx.md#paper-size-on-one-gpu-2026-12-04 used the default JOBS with BUDGET=550, then
-# JOBS=T:teacher_field_paper BUDGET=285.
+# JOBS=T:teacher_field_paper BUDGET=285. The block splits, e.g.:
+#   COMMON="train.workers=2" PSEUDO="T0 T1 T2" JOBS="T0:teacher_field_paper:dataset.astyx.fold=0
+#     B0:second_radar_gt_paper:dataset.astyx.fold=0 T1:... B1:... T2:... B2:..."
+# The students of a teacher brought along:
+#   TEACHER=.gpu/T.fp16.pt JOBS="S:ssod_paper:distill.teacher.checkpoint=@TEACHER;distill.teacher.config=null
+#     K:sckd_student_paper:distill.teacher.checkpoint=@TEACHER;distill.teacher.config=null B:second_radar_gt_paper"
 set -u
 T0=$(date +%s); BUDGET=${BUDGET:-540}
 JOBS=${JOBS:-"T:teacher_field_paper L:lidar_gt_field_paper R:second_radar_gt_field_paper"}
