@@ -1,6 +1,6 @@
 """On-device rotated NMS keeps the same boxes as the CPU route (needs CUDA; benchmarks/gpu_check.sh)."""
 import numpy as np, torch
-from sckd.ops.nms import batched_nms_bev, nms_bev
+from sckd.ops.nms import batched_nms_bev
 rng = np.random.default_rng(0)
 b = np.zeros((3000, 7)); b[:, :2] = rng.uniform(-40, 40, (3000, 2)); b[:, 3:6] = rng.uniform(0.5, 4.5, (3000, 3))
 b[:, 6] = rng.uniform(-np.pi, np.pi, 3000)
