@@ -4,6 +4,7 @@
 import json
 import math
 import re
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -46,6 +47,31 @@ def test_pipeline_skips_done_stages_and_reruns_lost_outputs(tmp_path):
     b.unlink()
     Pipeline(tmp_path, [_stage("a", a, calls), _stage("b", b, calls)], lines.append).run()
     assert calls == ["a", "b", "b"]
+
+
+def test_pipeline_does_not_rerun_a_stage_that_only_done_stages_read(tmp_path):
+    """A training whose checkpoint is gone is not trained again while its scoring is done (an OUT
+    carried to another machine as markers and results); once a stage that reads it has to run,
+    it runs first."""
+    calls, lines = [], []
+    a, b, c = (tmp_path / f"{x}.txt" for x in "abc")
+
+    def stages(with_c=False):
+        out = [replace(_stage("a", a, calls), needs=[]), replace(_stage("b", b, calls), needs=["a"])]
+        return out + ([replace(_stage("c", c, calls), needs=["a"])] if with_c else [])
+
+    Pipeline(tmp_path, stages(), lines.append).run()
+    a.unlink()
+    res = Pipeline(tmp_path, stages(), lines.append).run()
+    assert calls == ["a", "b"] and res.record("a").skipped and res.record("a").info == {"wrote": "a.txt"}
+    assert any("not needed" in ln for ln in lines)
+    assert [r.name for r in Pipeline(tmp_path, stages()).finished().records] == ["a", "b"]
+    Pipeline(tmp_path, stages(with_c=True), lines.append).run()  # a new reader of a
+    assert calls == ["a", "b", "a", "c"]
+    a.unlink()
+    b.unlink()
+    Pipeline(tmp_path, stages(with_c=True), lines.append).run()  # b lost: a is needed again
+    assert calls == ["a", "b", "a", "c", "a", "b"]
 
 
 def test_pipeline_two_runners_share_one_out_and_run_each_stage_once(tmp_path):

@@ -90,6 +90,65 @@ def test_report_tabulates_the_finished_runs_and_runs_nothing(tmp_path, cli, caps
     assert not (out / "world").exists() and not (out / "fold0" / "runs").exists()
 
 
+def test_a_run_carried_as_markers_and_results_trains_only_what_is_left(tmp_path, cli, capsys):
+    """`--report --save KEEP` copies markers and results (no checkpoints); copied into a new OUT,
+    the same table skips the finished rows' trainings (only done scorings read them) and trains
+    the rest, including a training whose scoring had not run when it was saved."""
+    import json
+    import shutil
+    from dataclasses import replace
+
+    from sckd.eval.result import KINDS, ClassAP, EvalResult
+    from sckd.workflows.pipeline import Pipeline
+    from sckd.workflows.reproduce import Reproduction
+
+    classes = ["Car", "Pedestrian", "Cyclist"]
+    per = {c: ClassAP(dict.fromkeys(KINDS, 30.0), dict.fromkeys(KINDS, 0.0), 3) for c in classes}
+    result = json.dumps(EvalResult(classes, {"entire_area": per, "roi": per}, 1, 1).to_official_json())
+
+    def stand_in(stage, ran):
+        def go():
+            ran.append(stage.name)
+            for o in stage.outputs:
+                o.parent.mkdir(parents=True, exist_ok=True)
+                o.write_text(result if o.suffix == ".json" else "weights")
+        return replace(stage, run=go)
+
+    out, keep, new = tmp_path / "out", tmp_path / "keep", tmp_path / "new"
+    rep = Reproduction(out, "sigma", None)
+    first = [s for s in rep.stages() if s.name == "world" or s.name.startswith("fold0-")]
+    first.append(next(s for s in rep.stages() if s.name == "fold1-train-teacher"))  # its scoring did not run
+    ran: list[str] = []
+    Pipeline(out, [stand_in(s, ran) for s in first], lambda _: None).run()
+    assert len(ran) == len(first)
+    assert cli("reproduce", "sigma", "--out", out, "--report", "--save", keep) == 0
+    said = capsys.readouterr().out
+    n_results = sum(s.name.startswith("fold0-eval-") for s in first)
+    assert f"saved {len(first) + n_results} marker and result files" in said
+    assert not list(keep.glob("**/*.pt")) and not (keep / "world").exists()
+
+    shutil.copytree(keep, new)
+    assert cli("reproduce", "sigma", "--out", new, "--report") == 0
+    capsys.readouterr()
+    assert (new / "sigma.md").read_text() == (out / "sigma.md").read_text()  # same rows, same times
+
+    lines: list[str] = []
+    ran = []
+    rep2 = Reproduction(new, "sigma", None)
+    Pipeline(new, [stand_in(s, ran) for s in rep2.stages()], lines.append).run()
+    fold0_trainings = [s.name for s in first if s.name.startswith("fold0-train-")]
+    assert not [n for n in ran if n.startswith("fold0-")]  # their scorings are done
+    assert "fold1-train-teacher" in ran and "world" in ran  # the rest needs the world again
+    assert sorted(ran) == sorted(s.name for s in rep2.stages() if not s.name.startswith("fold0-"))
+    assert sum("not needed" in line for line in lines) == len(fold0_trainings)
+
+
+def test_save_without_report_is_a_one_line_error(tmp_path, cli, capsys):
+    assert cli("reproduce", "sigma", "--out", tmp_path / "out", "--save", tmp_path / "keep") == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "--save" in err and "--report" in err and not (tmp_path / "keep").exists()
+
+
 def test_deploy_slim_student_distils_from_the_radar_only_paper_size_run(tree, one_torch_thread):
     """`sckd reproduce deploy`'s slim_kd row: the paper-size SECOND (radar only) teaches the slim
     backbone on the same BEV grid through pseudo-labels, its map (FRFD, one adapter) and GT."""

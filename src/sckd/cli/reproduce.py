@@ -7,6 +7,7 @@
     sckd reproduce astyx --data ASTYX_ROOT        # real radar + LiDAR, 3 splits, mean +- std
     sckd reproduce cross --data ASTYX_ROOT --transfer WORLD   # trained on Astyx, also scored on a world
     sckd reproduce study --data ASTYX_ROOT --out OUT --report  # the table of what is finished so far
+    sckd reproduce study ... --report --save KEEP  # + markers and results, to resume on another machine
 
 Tables: table1 (baseline vs. SCKD), table3 (ablation of the distillation terms), table4 (1/4
 of the labels), table5 (teacher variants), astyx (teacher, baseline, student, SSOD and the
@@ -42,6 +43,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "(a folder or config; study-like tables), read with the features the model uses")
     p.add_argument("--report", action="store_true", help="write the table of the runs finished so far and "
                    "stop (runs nothing; rows with fewer splits done say how many)")
+    p.add_argument("--save", metavar="DIR", help="with --report: also copy the finished stages' markers and "
+                   "results (no checkpoints, a few KB each) to DIR; copied back into an OUT on another "
+                   "machine (cp -r DIR/. OUT/), the same command trains only what is left")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
                    help="override every run's experiment config, e.g. train.epochs=4 (repeatable)")
     p.set_defaults(func=run)
@@ -62,7 +66,12 @@ def run(args: argparse.Namespace) -> int:
         result, n = rep.finished()
         path, text = rep.write(result)
         print(f"{text}\n\n{len(result.records)} of {n} stages finished; wrote {path}")
+        if args.save:
+            k = rep.save_state(Path(args.save).expanduser())
+            print(f"saved {k} marker and result files to {args.save} (cp -r {args.save}/. {out}/ to resume there)")
         return 0
+    if args.save:
+        raise SckdError("--save: goes with --report (it copies the finished stages' markers and results)")
     print(f"sckd reproduce {args.table} -> {out} ({family}); rerun the same command to continue")
     try:
         result = rep.run()

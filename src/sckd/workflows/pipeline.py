@@ -3,7 +3,11 @@
 A stage is done when its marker ``OUT/.stages/<name>.json`` exists and every one of its
 outputs is still there; a rerun skips done stages and runs the rest. A stage that was cut off
 simply runs again: stages that train call the engine, which continues from the run folder's
-latest checkpoint, so an interrupted training picks up where it stopped.
+latest checkpoint, so an interrupted training picks up where it stopped. A stage that is not
+done but that only done stages read is not needed and does not run (as ``make`` does): a
+training whose checkpoint was deleted to save disk after its scoring, or an OUT carried to a
+new machine as its markers and results only (``sckd reproduce --report --save``),
+is not trained again.
 
 Several processes may share one ``OUT`` (the same command started twice to use more cores or
 GPUs, or ``reproduce sigma`` beside ``reproduce cross``, both reusing the study's teachers): a
@@ -167,23 +171,46 @@ class Pipeline:
     def finished(self) -> PipelineResult:
         """The stages finished so far (by this or an earlier invocation), running nothing."""
         records = []
+        needed = self.needed()
         for stage in self.stages:
-            if self.is_done(stage):
-                m = self.read_marker(stage.name) or {}
+            m = self.read_marker(stage.name)
+            if self.is_done(stage) or (m is not None and stage.name not in needed):
+                m = m or {}
                 records.append(StageRecord(stage.name, float(m.get("seconds", 0.0)), True, m.get("info") or {}))
         return PipelineResult(records, 0.0, 0.0, 0.0)
 
     def _ready(self, stage: Stage) -> bool:
         return all(self.is_done(self.by_name[n]) for n in self.needs[stage.name])
 
+    def needed(self) -> set[str]:
+        """Stages to run: those not done that no stage reads (the results), and those not done
+        that a stage to run reads."""
+        readers: dict[str, list[str]] = {s.name: [] for s in self.stages}
+        for name, needs in self.needs.items():
+            for n in needs:
+                readers[n].append(name)
+        out: set[str] = set()
+        for stage in reversed(self.stages):  # readers come after what they read
+            r = readers[stage.name]
+            if not self.is_done(stage) and (not r or any(x in out for x in r)):
+                out.add(stage.name)
+        return out
+
     def run(self) -> PipelineResult:
         t_start = time.perf_counter()
         n = len(self.stages)
         number = {s.name: k for k, s in enumerate(self.stages, 1)}
         done_before = {s.name for s in self.stages if self.is_done(s)}
+        needed = self.needed()
         records: dict[str, StageRecord] = {}
+        for stage in self.stages:
+            if stage.name not in done_before and stage.name not in needed:
+                m = self.read_marker(stage.name) or {}
+                records[stage.name] = StageRecord(stage.name, float(m.get("seconds", 0.0)), True, m.get("info") or {})
+                self.say(f"[{number[stage.name]}/{n}] {stage.title}: not needed (what reads it is done), "
+                         "skipping it")
         spent: dict[str, list[float]] = {}  # group -> [estimated, real] seconds of stages run now
-        pending = list(self.stages)
+        pending = [s for s in self.stages if s.name not in records]
         while pending:
             # The earliest stage that is ready and free; if every ready one is held by another
             # process, wait for the first of them.

@@ -240,6 +240,21 @@ class Reproduction:
         stages = self.stages()
         return Pipeline(self.out, stages, self.say).finished(), len(stages)
 
+    def save_state(self, dest: Path) -> int:
+        """Copy what a rerun needs to skip the finished stages -- their markers and the results
+        (a few KB each, no checkpoints) -- to ``dest``, keeping paths relative to OUT. Copied
+        back into an OUT (``cp -r DEST/. OUT/``), a rerun on another machine trains only what is
+        left. Returns the number of files."""
+        import shutil
+
+        dest = Path(dest)
+        files = sorted((self.out / ".stages").glob("*.json")) + sorted(self.out.glob("**/results/*.json"))
+        for f in files:
+            target = dest / f.relative_to(self.out)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(f, target)
+        return len(files)
+
     def tables(self) -> tuple[str, str]:
         """(text, Markdown) tables of the finished jobs."""
         if len(self.fold_sets) > 1 or self.spec.columns:
@@ -271,7 +286,8 @@ class Reproduction:
         """Curves and BEV panels of ``spec.figures`` on the first split (when all are done)."""
         js = self.fold_sets[0]
         keys = self.spec.figures
-        if not keys or not all(js.result_file(k).is_file() for k in keys):
+        # the predictions are gone where OUT was carried over as markers and results only
+        if not keys or not all(js.result_file(k).is_file() and js.predictions(k).is_dir() for k in keys):
             return []
         prefix = "fold0-" if len(self.fold_sets) > 1 else ""
         labels = {j.key: j.label for j in js.jobs}
