@@ -357,7 +357,9 @@ def test_reproduce_astyx_runs_every_job_on_every_fold(tmp_path):
     rep = Reproduction(tmp_path / "out", "astyx", str(root), ["dataset.astyx.block_frames=3"])
     names = [s.name for s in rep.stages()]
     keys = [j.key for j in rep.jobs.jobs]
-    assert names == [f"fold{k}-{kind}-{key}" for key in keys for k in range(3) for kind in ("train", "eval")]
+    scored = {"teacher", "teacher_q"}  # their pseudo-labels too, right after their scoring
+    assert names == [f"fold{k}-{kind}-{key}" for key in keys for k in range(3)
+                     for kind in ("train", "eval", "pseudo-labels")[:3 if key in scored else 2]]
     for k, js in enumerate(rep.fold_sets):
         exp = js.experiment(js.job("student"))
         assert exp.dataset.astyx.fold == k and exp.dataset.root == str(root)
@@ -454,3 +456,79 @@ def test_study_tables_from_typed_results(tmp_path):
     assert md_path.name == "study.md"
     assert set(table) == {"fold0", "fold1", "fold2"}
     assert EvalResult.from_official_json(table["fold2"]["b"]).ap("entire_area", "Car") == 22.0
+
+
+def test_pseudo_label_table_means_each_splits_precision_and_recall():
+    """The teachers' pseudo-label table: precision and recall at the student's sigma and the best
+    recall at precision >= 0.6 per split, then mean +- std over splits (by hand here)."""
+    from sckd.report.pseudo import format_pseudo_tables
+
+    nan = float("nan")
+
+    def res(rows):  # (sigma, Car precision, Car recall); Pedestrian has no boxes
+        return {"classes": ["Pedestrian", "Car"], "rows": [
+            {"sigma": s, "precision": [nan, p], "recall": [0.0, r]} for s, p, r in rows]}
+
+    folds = [{"t": res([(0.1, 0.3, 0.8), (0.3, 0.5, 0.4), (0.5, 0.7, 0.3)])},
+             {"t": res([(0.1, 0.6, 0.7), (0.3, 0.7, 0.6), (0.5, nan, 0.0)])},
+             {}]  # a split not scored yet
+    text, md = format_pseudo_tables(folds, ["t", "u"], {"t": "AF+RD"}, "Car", 0.3, 0.6, 3)
+    row = next(line for line in md.splitlines() if line.startswith("| AF+RD |"))
+    cells = [c.strip() for c in row.strip("|").split("|")][1:]
+    expect = [[0.5, 0.7], [0.4, 0.6], [0.3, 0.7]]  # best recall at P >= 0.6: sigma 0.5 / sigma 0.1
+    assert cells == [f"{statistics.mean(v):.2f} ± {statistics.stdev(v):.2f} (2/3)" for v in expect]
+    assert "| u |" not in md and "AF+RD" in text
+    assert format_pseudo_tables([{}, {}], ["t"], {}, "Car", 0.3, 0.6, 2) == ("", "")
+
+
+def test_pseudo_label_stage_scores_the_folds_own_train_frames(tmp_path, cli, capsys):
+    """`sckd reproduce astyx`'s pseudo-label stage: the fold's teacher over that fold's train
+    frames (not val), written where `--report --save` keeps it and tabulated by `--report`."""
+    import torch
+
+    from sckd.config import to_dict
+    from sckd.engine import checkpoint as ck
+    from sckd.experiment.config import model_key
+    from sckd.experiment.train import build_model
+    from sckd.workflows.reproduce import Reproduction
+
+    root = write_astyx(tmp_path / "astyx", simple_frames(30))
+    out = tmp_path / "out"
+    rep = Reproduction(out, "astyx", str(root), ["dataset.astyx.block_frames=3"])
+    js = rep.fold_sets[1]
+    exp = js.experiment(js.job("teacher"))
+    torch.manual_seed(0)
+    teacher = build_model(exp)
+    with torch.no_grad():
+        teacher.head.conv_cls.bias.fill_(0.0)  # scores near 0.5: boxes above sigma 0.3
+    js.checkpoint("teacher").parent.mkdir(parents=True)
+    ck.save_checkpoint(ck.Checkpoint(teacher.state_dict(), to_dict(exp),
+                                     ck.model_signature(teacher, model_key(exp))), js.checkpoint("teacher"))
+    stage = next(s for s in rep.stages() if s.name == "fold1-pseudo-labels-teacher")
+    assert stage.needs == ["fold1-train-teacher"] and stage.outputs == [js.pseudo_file("teacher")]
+    stage.run()
+    got = json.loads(js.pseudo_file("teacher").read_text())
+    train_ids = list_split(astyx_cfg(root, "dataset.astyx.block_frames=3", "dataset.astyx.fold=1"), "train")
+    assert got["split"] == "train" and got["frames"] == len(train_ids) < 30
+    assert [r["sigma"] for r in got["rows"]] == sorted(rep.spec.pseudo_labels.sigmas)
+    car = got["classes"].index("Car")
+    r = next(r for r in got["rows"] if r["sigma"] == 0.3)
+    assert r["boxes_per_frame"] > 0 and 0.0 <= r["recall"][car] <= 1.0
+    assert cli("reproduce", "astyx", "--data", root, "--out", out, "--report", "--save", tmp_path / "keep") == 0
+    said = capsys.readouterr().out
+    assert "Car pseudo-labels of the teachers on their own train frames" in said
+    p = "-" if r["precision"][car] != r["precision"][car] else f"{r['precision'][car]:.2f} ± 0.00 (1/3)"
+    assert f"| teacher (LiDAR+radar) | {p} | {r['recall'][car]:.2f} ± 0.00 (1/3) |" in (out / "astyx.md").read_text()
+    assert (tmp_path / "keep" / "fold1" / "results" / "pseudo-labels-teacher.json").is_file()
+
+
+def test_a_pseudo_label_table_naming_no_job_is_a_config_error():
+    from sckd.workflows.reproduce import PseudoLabelSpec, load_table
+
+    spec = load_table("recipe")
+    spec.pseudo_labels = PseudoLabelSpec(jobs=["teacher", "nobody"])
+    with pytest.raises(SckdError, match=r"pseudo_labels.jobs.*nobody"):
+        spec.validate("reproduce")
+    spec.pseudo_labels = PseudoLabelSpec(jobs=["teacher"], sigma=0.33)
+    with pytest.raises(SckdError, match=r"pseudo_labels.sigma.*0.33"):
+        spec.validate("reproduce")

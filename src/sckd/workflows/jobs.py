@@ -125,6 +125,9 @@ class JobSet:
     def result_file(self, key: str) -> Path:
         return self.out / "results" / f"{key}.json"
 
+    def pseudo_file(self, key: str) -> Path:
+        return self.out / "results" / f"pseudo-labels-{key}.json"
+
     # -------------------------------------------------------------------------- figures
 
     def curve_run(self, key: str, label: str, stage_prefix: str = "") -> CurveRun:
@@ -259,6 +262,33 @@ class JobSet:
 
         return Stage(f"transfer-{key}", f"score {job.label} on {target.name} ({target.data}, "
                      f"{self.split} split)", run, [self.result_file(key)], estimate_s, "eval")
+
+    def pseudo_stage(self, job: ModelJob, sigmas: list[float], split: str = "train") -> Stage:
+        """How job ``job``'s pseudo-labels score against the labels of ``split`` at each sigma
+        (what ``sckd pseudo-labels`` prints), to ``results/pseudo-labels-<key>.json``."""
+
+        def run() -> dict[str, Any]:
+            from sckd.experiment.pseudo_stats import pseudo_label_quality
+
+            names, rows, best, n = pseudo_label_quality(self.checkpoint(job.key), sigmas,
+                                                        data=self.data.predict_arg, split=split)
+            self.pseudo_file(job.key).parent.mkdir(parents=True, exist_ok=True)
+            write_text_atomic(self.pseudo_file(job.key), json.dumps(
+                {"split": split, "frames": n, "classes": names, "rows": rows, "best_f1_sigma": best}, indent=1),
+                "result")
+            return {"frames": n}
+
+        return Stage(f"pseudo-labels-{job.key}", f"score the pseudo-labels of {job.label} on the {split} split",
+                     run, [self.pseudo_file(job.key)], 0.0, "eval")
+
+    def read_pseudo(self, key: str) -> dict | None:
+        path = self.pseudo_file(key)
+        if not path.is_file():
+            return None
+        try:
+            return json.loads(path.read_text())
+        except (OSError, ValueError) as e:
+            raise SckdError(f"{path}: unreadable pseudo-label result ({e})") from None
 
     def read_result(self, key: str) -> EvalResult:
         return read_result(self.result_file(key))

@@ -21,6 +21,7 @@ from sckd.errors import SckdError
 from sckd.eval.result import EvalResult
 from sckd.report.folds import FoldColumn, format_fold_tables, mean_std_rows
 from sckd.report.plots import plot_training_curves
+from sckd.report.pseudo import format_pseudo_tables
 from sckd.report.tables import (
     ModelScores,
     fmt_duration,
@@ -64,6 +65,21 @@ class FamilyRuns:
 
 
 @dataclass
+class PseudoLabelSpec:
+    """Score some teachers' pseudo-labels on their train frames (``sckd pseudo-labels``)."""
+
+    jobs: list[str] = field(default_factory=list)
+    """Job keys of the teachers."""
+    sigma: float = 0.3
+    """The sigma their students use (``distill.ssod.sigma``), the table's first two columns."""
+    class_name: str = "Car"
+    min_precision: float = 0.6
+    """The table's last column: the best recall at a precision of at least this."""
+    sigmas: list[float] = field(default_factory=lambda: [0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.6, 0.7])
+    split: str = "train"
+
+
+@dataclass
 class TableSpec:
     title: str
     jobs: list[JobSpec]
@@ -83,6 +99,8 @@ class TableSpec:
     go into OUT (``curves_*.png``, ``bev_<frame>.png``)."""
     curve_metrics: list[str] = field(default_factory=lambda: ["entire_area/mAP_3d", "roi/mAP_3d"])
     bev_frames: int = 3
+    pseudo_labels: PseudoLabelSpec | None = None
+    """Teachers whose pseudo-labels are scored per split, in a table under the first."""
     families: dict[str, FamilyRuns] = field(default_factory=dict)
     """Per data family: its folds, fold key and columns (replacing the ones above); a table
     with ``families`` runs on those families only."""
@@ -107,6 +125,14 @@ class TableSpec:
         for pair in self.gains:
             if len(pair) != 2 or not set(pair) <= keys:
                 raise SckdError(f"config key '{path}.gains': {pair} must name two job keys of {sorted(keys)}")
+        pl = self.pseudo_labels
+        if pl is not None:
+            if not set(pl.jobs) <= keys:
+                raise SckdError(f"config key '{path}.pseudo_labels.jobs': {pl.jobs} must name job keys of "
+                                f"{sorted(keys)}")
+            if pl.sigma not in pl.sigmas:
+                raise SckdError(f"config key '{path}.pseudo_labels.sigma': {pl.sigma} must be one of "
+                                f"pseudo_labels.sigmas {pl.sigmas}")
 
 
 def load_table(name: str) -> TableSpec:
@@ -115,7 +141,12 @@ def load_table(name: str) -> TableSpec:
     raw = load_yaml_tree(f"reproduce/{name}.yaml")
     if "reproduce" not in raw:
         raise SckdError(f"reproduce/{name}.yaml: config has no 'reproduce' section")
-    return from_dict(TableSpec, raw["reproduce"], "reproduce")
+    spec = from_dict(TableSpec, raw["reproduce"], "reproduce")
+    try:
+        spec.validate("reproduce")
+    except SckdError as e:
+        raise SckdError(f"reproduce/{name}.yaml: {e}") from None
+    return spec
 
 
 @dataclass
@@ -213,12 +244,16 @@ class Reproduction:
                 train = js.train_stage(j, js.train_estimate(j, sizes, tp))
                 stages.append(replace(train, needs=world + ([f"train-{j.teacher}"] if j.teacher else [])))
                 stages.append(replace(js.evaluate_stage(j, js.eval_estimate(sizes, tp)), needs=[train.name]))
+                if j.key in self._pseudo_jobs:
+                    stages.append(replace(self._pseudo_stage(js, j), needs=[train.name]))
                 if self.transfer and j.kind != "teacher":
                     stages.append(replace(js.transfer_stage(j, self.transfer[1][0]), needs=[train.name]))
             return stages
         for j in self.jobs.jobs:
             for k, js in enumerate(self.fold_sets):
                 sts = [js.train_stage(j), js.evaluate_stage(j)]
+                if j.key in self._pseudo_jobs:
+                    sts.append(self._pseudo_stage(js, j))
                 if self.transfer and j.kind != "teacher":
                     sts.append(js.transfer_stage(j, self.transfer[1][k]))
                 train = f"fold{k}-{sts[0].name}"
@@ -228,6 +263,24 @@ class Reproduction:
                     stages.append(replace(st, name=f"fold{k}-{st.name}", title=f"fold {k}: {st.title}",
                                           needs=needs))
         return stages
+
+    @property
+    def _pseudo_jobs(self) -> list[str]:
+        return self.spec.pseudo_labels.jobs if self.spec.pseudo_labels else []
+
+    def _pseudo_stage(self, js: JobSet, job: ModelJob) -> Stage:
+        pl = self.spec.pseudo_labels
+        return js.pseudo_stage(job, sorted(pl.sigmas), pl.split)
+
+    def pseudo_tables(self) -> tuple[str, str]:
+        """(text, Markdown) of the teachers' pseudo-labels; empty where none is scored yet."""
+        pl = self.spec.pseudo_labels
+        if pl is None:
+            return "", ""
+        per_fold = [{k: r for k in pl.jobs if (r := js.read_pseudo(k)) is not None} for js in self.fold_sets]
+        labels = {j.key: j.label for j in self.jobs.jobs}
+        return format_pseudo_tables(per_fold, pl.jobs, labels, pl.class_name, pl.sigma, pl.min_precision,
+                                    len(self.fold_sets))
 
     def run(self) -> PipelineResult:
         self.out.mkdir(parents=True, exist_ok=True)
@@ -334,6 +387,9 @@ class Reproduction:
 
     def write(self, result: PipelineResult) -> tuple[Path, str]:
         text, md = self.tables()
+        p_text, p_md = self.pseudo_tables()
+        if p_text:
+            text, md = f"{text}\n\n{p_text}", f"{md}\n\n{p_md}"
         where = {"synth": "synthetic world", "vod": "View-of-Delft", "astyx": "Astyx HiRes2019"}.get(
             self.choice.family, self.choice.family)
         unit = "seeds" if self.spec.fold_key.endswith("seed") else "splits"

@@ -1,0 +1,55 @@
+"""The table of a teacher's pseudo-labels over several splits: precision and recall of one class
+at the sigma its student uses, and the best recall any sigma reaches at a precision floor --
+whether the teacher can teach (the rows of ``sckd pseudo-labels``, mean +- std over splits)."""
+
+from __future__ import annotations
+
+import math
+
+from sckd.report.folds import cell
+
+
+def best_recall(rows: list[dict], c: int, min_precision: float) -> float:
+    """The highest recall of class ``c`` over the sigmas whose precision is at least
+    ``min_precision`` (0 where none is)."""
+    ok = [r["recall"][c] for r in rows if not math.isnan(r["precision"][c]) and r["precision"][c] >= min_precision]
+    return max(ok, default=0.0)
+
+
+def at_sigma(rows: list[dict], sigma: float) -> dict:
+    for r in rows:
+        if abs(r["sigma"] - sigma) < 1e-9:
+            return r
+    raise KeyError(f"sigma {sigma} was not measured (have {[r['sigma'] for r in rows]})")
+
+
+def format_pseudo_tables(per_fold: list[dict[str, dict]], keys: list[str], labels: dict[str, str],
+                         class_name: str, sigma: float, min_precision: float, folds: int) -> tuple[str, str]:
+    """(text, Markdown). ``per_fold``: per split, job key -> the JSON of a pseudo-label stage
+    (``classes``, ``rows`` as :func:`sckd.distill.pl_quality.precision_recall` gives)."""
+    head = [f"precision @{sigma:g}", f"recall @{sigma:g}", f"best recall, precision >= {min_precision:g}"]
+    body = []
+    for key in keys:
+        vals: list[list[float]] = [[], [], []]
+        for fold in per_fold:
+            if key not in fold:
+                continue
+            c = fold[key]["classes"].index(class_name)
+            r = at_sigma(fold[key]["rows"], sigma)
+            for v, x in zip(vals, (r["precision"][c], r["recall"][c],
+                                   best_recall(fold[key]["rows"], c, min_precision))):
+                if not math.isnan(x):
+                    v.append(x)
+        if any(vals):
+            body.append((labels.get(key, key), [cell(v, folds) for v in vals]))
+    if not body:
+        return "", ""
+    title = f"{class_name} pseudo-labels of the teachers on their own train frames"
+    md = [f"{title}:", "", "| teacher | " + " | ".join(head) + " |", "|---" * (len(head) + 1) + "|"]
+    md += [f"| {n} | " + " | ".join(cs) + " |" for n, cs in body]
+    lw = max(len(n) for n, _ in body + [("teacher", [])]) + 1
+    widths = [max(len(h), *(len(cs[i]) for _, cs in body)) + 2 for i, h in enumerate(head)]
+    text = [title, "", f"{'teacher':<{lw}}" + "".join(f"{h:>{w}}" for h, w in zip(head, widths))]
+    text.append("-" * len(text[-1]))
+    text += [f"{n:<{lw}}" + "".join(f"{c:>{w}}" for c, w in zip(cs, widths)) for n, cs in body]
+    return "\n".join(text), "\n".join(md)
