@@ -407,7 +407,7 @@ def test_candidate_rows_change_one_setting_of_the_full_student(family):
     the distill settings its overrides name."""
     from sckd.config import to_dict
     from sckd.experiment.config import load_experiment
-    from sckd.workflows.reproduce import load_table
+    from sckd.workflows.table_spec import load_table
 
     spec = load_table("candidates")
     jobs = {j.key: j for j in spec.jobs}
@@ -523,7 +523,7 @@ def test_pseudo_label_stage_scores_the_folds_own_train_frames(tmp_path, cli, cap
 
 
 def test_a_pseudo_label_table_naming_no_job_is_a_config_error():
-    from sckd.workflows.reproduce import PseudoLabelSpec, load_table
+    from sckd.workflows.table_spec import PseudoLabelSpec, load_table
 
     spec = load_table("recipe")
     spec.pseudo_labels = PseudoLabelSpec(jobs=["teacher", "nobody"])

@@ -373,7 +373,7 @@ def test_reproduce_tables_name_existing_experiments_with_matching_teachers(table
     given a teacher are distillation runs, and their teacher is a detector job of the table."""
     from sckd.config import CONFIG_ROOT
     from sckd.experiment.config import load_experiment
-    from sckd.workflows.reproduce import load_table
+    from sckd.workflows.table_spec import load_table
 
     spec = load_table(table)
     keys = {j.key: j for j in spec.jobs}

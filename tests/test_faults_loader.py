@@ -110,6 +110,22 @@ def test_dead_worker_is_a_one_line_error(tmp_path):
     assert _no_workers_left()
 
 
+def test_a_batch_cut_off_in_its_handover_is_the_same_one_line_error(tmp_path, monkeypatch):
+    """A worker killed while the main process takes its batch's shared memory: the handshake
+    with the dead worker ends in ConnectionResetError before torch's SIGCHLD handler speaks (seen
+    once in a full run of the suite); the same one line, the workers ended."""
+    from multiprocessing import resource_sharer
+
+    def cut(self):
+        raise ConnectionResetError(104, "Connection reset by peer")
+
+    monkeypatch.setattr(resource_sharer.DupFd, "detach", cut)
+    with pytest.raises(SckdError, match=r"^config key 'train.workers': a data loading worker process died "
+                                        r"\(ConnectionResetError: \[Errno 104\] Connection reset by peer\)"):
+        _trainer(tmp_path, ToyDataset(n=10), 1).fit()
+    assert _no_workers_left()
+
+
 def test_failed_step_ends_the_workers(tmp_path):
     """An error in the main process (here the step) ends the workers too, not at collection."""
     def fail(trainer):

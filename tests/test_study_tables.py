@@ -13,7 +13,7 @@ from sckd.data.dataset import RadarDataset, collate
 from sckd.engine import checkpoint as ck
 from sckd.experiment.config import load_experiment
 from sckd.experiment.train import build_model
-from sckd.workflows.reproduce import load_table
+from sckd.workflows.table_spec import load_table
 
 
 @pytest.fixture(scope="module")

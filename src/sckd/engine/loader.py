@@ -106,9 +106,24 @@ def _died(e: RuntimeError) -> SckdError | None:
     text = str(e).strip()
     if not text.startswith("DataLoader worker") or "Original Traceback" in text:
         return None  # not a death: a worker's own RuntimeError (a bug) is said as it is
-    return SckdError(f"config key 'train.workers': a data loading worker process died ({text.splitlines()[0]}); "
+    return _death(text.splitlines()[0])
+
+
+def _death(what: str) -> SckdError:
+    return SckdError(f"config key 'train.workers': a data loading worker process died ({what}); "
                      "out of memory? lower train.workers or rerun with --workers 0 to see the error in the "
                      "main process")
+
+
+def _handover_cut(e: OSError | EOFError) -> SckdError | None:
+    """A worker killed while handing a batch over: the main process finds the worker's end of
+    the shared-memory handshake gone (connection reset / refused, end of file) before torch's
+    SIGCHLD handler says the worker died. The same one line; a worker's own error (re-raised
+    with its traceback in the text) is said as it is."""
+    text = str(e).strip()
+    if "Original Traceback" in text:
+        return None
+    return _death(f"{type(e).__name__}: {text}" if text else type(e).__name__)
 
 
 class SafeLoader(DataLoader):
@@ -128,6 +143,10 @@ class SafeLoader(DataLoader):
                     raise SckdError(worker_message(e)) from None
                 except RuntimeError as e:
                     raise (_died(e) or e) from None
+                except (ConnectionError, EOFError) as e:
+                    if self.num_workers == 0:
+                        raise
+                    raise (_handover_cut(e) or e) from None
                 yield batch
         finally:
             if self.num_workers > 0:
