@@ -334,7 +334,8 @@ def test_pseudo_label_report_counts_what_the_distiller_would_keep(world, cli, tm
     ckpt = tmp_path / "teacher.pt"
     ck.save_checkpoint(ck.Checkpoint(teacher.state_dict(), to_dict(texp), ck.model_signature(teacher, model_key(texp))), ckpt)
     sigmas = [0.3, 0.5]
-    names, rows, best, n = pseudo_label_quality(ckpt, sigmas, data=str(tree.root), split="train")
+    rep = pseudo_label_quality(ckpt, sigmas, data=str(tree.root), split="train")
+    names, rows, best, n = rep.classes, rep.rows, rep.best_f1_sigma, rep.frames
     assert names == list(texp.dataset.classes) and n == 5 and len(best) == len(names)
     teacher.eval()
     ds = RadarDataset(texp.dataset, "train", with_lidar=True, labeled=True)
@@ -345,8 +346,14 @@ def test_pseudo_label_report_counts_what_the_distiller_would_keep(world, cli, tm
         assert row["boxes_per_frame"] == pytest.approx(kept / 5)
         assert all(r != r or 0.0 <= r <= 1.0 for r in row["recall"] + row["precision"])  # NaN or a share
     assert rows[0]["boxes_per_frame"] > 0
-    assert cli("pseudo-labels", ckpt, "--data", tree.root, "--sigmas", "0.3,0.5") == 0
-    assert "best F1 per class: distill.ssod.sigma=[" in capsys.readouterr().out
+    assert cli("pseudo-labels", ckpt, "--data", tree.root, "--sigmas", "0.3,0.5", "--errors", "0.3") == 0
+    out = capsys.readouterr().out
+    assert "best F1 per class: distill.ssod.sigma=[" in out and "where the boxes above sigma 0.3 miss" in out
+    rep = pseudo_label_quality(ckpt, sigmas, data=str(tree.root), split="train", errors_sigma=0.3)
+    for c, name in enumerate(names):  # every labeled object counted once, in the 'all' row
+        n_gt = sum(int((ds.load(i).labels == c).sum()) for i in range(len(ds)))
+        assert rep.errors[name][-1]["gt"] == n_gt and rep.errors[name][-1]["range_m"] == [0, None]
+        assert f"{name[:12]:<12} all         {n_gt:7d}" in out
     assert cli("pseudo-labels", ckpt, "--data", tree.root, "--sigmas", "0.3,1.5") == 2
 
 

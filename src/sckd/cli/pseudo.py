@@ -1,6 +1,8 @@
 """``sckd pseudo-labels TEACHER_CHECKPOINT --data ROOT [--split train]``: precision and recall
 of the teacher's pseudo-labels against ground truth per class at several sigmas, and the sigma
 with the best F1 per class -- what to put in ``distill.ssod.sigma`` (one value or one per class).
+``--errors SIGMA``: also, by ground range, how many labeled objects have a box above SIGMA at all,
+how many at the metric's IoU, and how the others are off (centre, heading, height).
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--split", default="train", help="a labeled split (default: train)")
     p.add_argument("--sigmas", type=_sigmas, default=_sigmas(DEFAULT_SIGMAS), metavar="S1,S2,...",
                    help=f"score thresholds to try (default: {DEFAULT_SIGMAS})")
+    p.add_argument("--errors", type=float, metavar="SIGMA", help="also show where the boxes above SIGMA "
+                   "miss the labeled objects, by ground range (e.g. the student's distill.ssod.sigma)")
     p.add_argument("--every", type=positive_int, default=1, metavar="N", help="use every N-th frame")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     p.add_argument("--workers", type=non_negative_int, default=0)
@@ -38,16 +42,39 @@ def _fmt(v: float) -> str:
     return "  -  " if math.isnan(v) else f"{v:5.2f}"
 
 
+def _share(v: float) -> str:
+    return "   -" if math.isnan(v) else f"{v:4.2f}"
+
+
+def error_lines(errors: dict[str, list[dict]], sigma: float) -> list[str]:
+    """The ``--errors`` table: one block per class, one line per ground-range bin."""
+    out = [f"where the boxes above sigma {sigma:g} miss (per labeled object, the box overlapping it most in BEV):",
+           "class        range       objects  found  BEV ok  3D ok  centre err  turned >20deg  |dz|"]
+    for name, rows in errors.items():
+        for r in rows:
+            lo, hi = r["range_m"]
+            span = f"{lo:g}-{hi:g} m" if hi is not None else (f">= {lo:g} m" if lo > 0 else "all")
+            ce = "     -" if math.isnan(r["centre_error_m"]) else f"{r['centre_error_m']:4.2f} m"
+            dz = "     -" if math.isnan(r["abs_dz_m"]) else f"{r['abs_dz_m']:4.2f} m"
+            out.append(f"{name[:12]:<12} {span:<11} {r['gt']:7d}   {_share(r['found'])}    {_share(r['bev_ok'])}   "
+                       f"{_share(r['3d_ok'])}      {ce}           {_share(r['turned'])}  {dz}")
+    out.append("found: BEV IoU > 0.1; BEV / 3D ok: at the class's evaluation IoU; centre error, turned and |dz| "
+               "over the found ones (heading modulo 180 deg)")
+    return out
+
+
 def run(args: argparse.Namespace) -> int:
     from sckd.experiment.pseudo_stats import pseudo_label_quality
 
-    names, rows, best, n = pseudo_label_quality(args.checkpoint, args.sigmas, data=args.data,
-                                                split=args.split, every=args.every,
-                                                device=args.device, workers=args.workers)
-    print(f"teacher pseudo-labels on {n} frames of '{args.split}' (precision / recall per class)")
-    print("sigma  boxes/frame | " + " | ".join(f"{c[:10]:>13}" for c in names))
-    for r in rows:
+    rep = pseudo_label_quality(args.checkpoint, args.sigmas, data=args.data, split=args.split, every=args.every,
+                               device=args.device, workers=args.workers, errors_sigma=args.errors)
+    print(f"teacher pseudo-labels on {rep.frames} frames of '{args.split}' (precision / recall per class)")
+    print("sigma  boxes/frame | " + " | ".join(f"{c[:10]:>13}" for c in rep.classes))
+    for r in rep.rows:
         cells = " | ".join(f"{_fmt(p)} / {_fmt(rc)}" for p, rc in zip(r["precision"], r["recall"]))
         print(f"{r['sigma']:5.2f}  {r['boxes_per_frame']:11.1f} | {cells}")
-    print(f"best F1 per class: distill.ssod.sigma=[{', '.join(f'{s:g}' for s in best)}]  ({', '.join(names)})")
+    print(f"best F1 per class: distill.ssod.sigma=[{', '.join(f'{s:g}' for s in rep.best_f1_sigma)}]  "
+          f"({', '.join(rep.classes)})")
+    if args.errors is not None:
+        print("\n" + "\n".join(error_lines(rep.errors, args.errors)))
     return 0

@@ -1,8 +1,11 @@
 """``sckd pseudo-labels``: run a teacher checkpoint over a labeled split and report how its
-pseudo-labels would look at several sigmas (:mod:`sckd.distill.pl_quality`)."""
+pseudo-labels would look at several sigmas (:mod:`sckd.distill.pl_quality`) and, at one sigma,
+where its boxes miss the labeled ones (:mod:`sckd.eval.localization`)."""
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -17,17 +20,37 @@ from sckd.distill.pl_quality import (
 from sckd.engine.distributed import DistEnv, resolve_device
 from sckd.engine.validation import run_predictions
 from sckd.errors import SckdError
+from sckd.eval.localization import GTErrors, by_range, nearest_box_errors
 from sckd.experiment.predict import load_trained_model
+
+
+@dataclass
+class PseudoLabelReport:
+    classes: list[str]
+    rows: list[dict]
+    """One per sigma: boxes per frame, per class precision and recall."""
+    best_f1_sigma: list[float]
+    frames: int
+    errors_sigma: float | None = None
+    errors: dict[str, list[dict]] = field(default_factory=dict)
+    """Class -> :func:`sckd.eval.localization.by_range` rows for the boxes above ``errors_sigma``."""
+
+
+def range_edges(bins: list[list[float]] | None) -> list[float]:
+    """Bin edges from the eval config's ``range_bins`` (contiguous or not), up to infinity."""
+    ends = sorted({float(v) for b in bins or [] for v in b})
+    return [0.0, *[e for e in ends if e > 0], math.inf] if ends else [0.0, math.inf]
 
 
 def pseudo_label_quality(path: str | Path, sigmas: list[float], *, data: str | None = None,
                          split: str = "train", every: int = 1, device: str = "auto",
-                         workers: int = 0) -> tuple[list[str], list[dict], list[float], int]:
-    """(class names, one row per sigma, best-F1 sigma per class, frames used)."""
+                         workers: int = 0, errors_sigma: float | None = None) -> PseudoLabelReport:
     if not sigmas or not all(0.0 <= s < 1.0 for s in sigmas):
         raise SckdError(f"--sigmas: values must be in [0, 1), got {sigmas}")
+    if errors_sigma is not None and not 0.0 <= errors_sigma < 1.0:
+        raise SckdError(f"--errors: sigma must be in [0, 1), got {errors_sigma}")
     exp, model = load_trained_model(path, data)
-    model.post.score_threshold = min(sigmas)
+    model.post.score_threshold = min(sigmas + ([errors_sigma] if errors_sigma is not None else []))
     env = DistEnv(device=resolve_device(device))
     model.to(env.device)
     dataset = RadarDataset(exp.dataset, split, with_lidar=exp.needs_lidar, labeled=True)
@@ -39,6 +62,7 @@ def pseudo_label_quality(path: str | Path, sigmas: list[float], *, data: str | N
     names = list(exp.dataset.classes)
     thr = [exp.eval.iou_thresholds.get(n, 0.5) for n in names]
     scores, labels, tps = [], [], []
+    errs: list[list[GTErrors]] = [[] for _ in names]
     gt_count = np.zeros(len(names), dtype=np.int64)
     index = {fid: i for i, fid in enumerate(dataset.frame_ids)}
     for fid, d in zip(ids, dets):
@@ -50,6 +74,13 @@ def pseudo_label_quality(path: str | Path, sigmas: list[float], *, data: str | N
         tps.append(match_frame(b, s, lab, gt_b, gt_l, thr))
         scores.append(s)
         labels.append(lab)
+        if errors_sigma is not None:
+            for c in range(len(names)):
+                errs[c].append(nearest_box_errors(b[(lab == c) & (s > errors_sigma)], gt_b[gt_l == c]))
     m = MatchedBoxes(np.concatenate(scores), np.concatenate(labels), np.concatenate(tps), gt_count)
     rows = precision_recall(m, sorted(sigmas), len(dataset))
-    return names, rows, best_f1_sigma(rows, len(names)), len(dataset)
+    report = PseudoLabelReport(names, rows, best_f1_sigma(rows, len(names)), len(dataset), errors_sigma)
+    if errors_sigma is not None:
+        edges = range_edges(exp.eval.range_bins)
+        report.errors = {n: by_range(GTErrors.concat(errs[c]), edges, thr[c]) for c, n in enumerate(names)}
+    return report

@@ -263,20 +263,23 @@ class JobSet:
         return Stage(f"transfer-{key}", f"score {job.label} on {target.name} ({target.data}, "
                      f"{self.split} split)", run, [self.result_file(key)], estimate_s, "eval")
 
-    def pseudo_stage(self, job: ModelJob, sigmas: list[float], split: str = "train") -> Stage:
-        """How job ``job``'s pseudo-labels score against the labels of ``split`` at each sigma
-        (what ``sckd pseudo-labels`` prints), to ``results/pseudo-labels-<key>.json``."""
+    def pseudo_stage(self, job: ModelJob, sigmas: list[float], split: str = "train",
+                     errors_sigma: float | None = None) -> Stage:
+        """How job ``job``'s pseudo-labels score against the labels of ``split`` at each sigma,
+        and where they miss at ``errors_sigma`` (what ``sckd pseudo-labels --errors`` prints), to
+        ``results/pseudo-labels-<key>.json``."""
 
         def run() -> dict[str, Any]:
             from sckd.experiment.pseudo_stats import pseudo_label_quality
 
-            names, rows, best, n = pseudo_label_quality(self.checkpoint(job.key), sigmas,
-                                                        data=self.data.predict_arg, split=split)
+            r = pseudo_label_quality(self.checkpoint(job.key), sigmas, data=self.data.predict_arg, split=split,
+                                     errors_sigma=errors_sigma)
             self.pseudo_file(job.key).parent.mkdir(parents=True, exist_ok=True)
             write_text_atomic(self.pseudo_file(job.key), json.dumps(
-                {"split": split, "frames": n, "classes": names, "rows": rows, "best_f1_sigma": best}, indent=1),
-                "result")
-            return {"frames": n}
+                {"split": split, "frames": r.frames, "classes": r.classes, "rows": r.rows,
+                 "best_f1_sigma": r.best_f1_sigma, "errors_sigma": r.errors_sigma, "errors": r.errors},
+                indent=1), "result")
+            return {"frames": r.frames}
 
         return Stage(f"pseudo-labels-{job.key}", f"score the pseudo-labels of {job.label} on the {split} split",
                      run, [self.pseudo_file(job.key)], 0.0, "eval")

@@ -162,7 +162,7 @@ class Reproduction:
 
     def _pseudo_stage(self, js: JobSet, job: ModelJob) -> Stage:
         pl = self.spec.pseudo_labels
-        return js.pseudo_stage(job, sorted(pl.sigmas), pl.split)
+        return js.pseudo_stage(job, sorted(pl.sigmas), pl.split, errors_sigma=pl.sigma)
 
     def pseudo_tables(self) -> tuple[str, str]:
         """(text, Markdown) of the teachers' pseudo-labels; empty where none is scored yet."""
