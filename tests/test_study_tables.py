@@ -251,3 +251,58 @@ def test_astyx_tables_name_experiments_and_students_match_their_teacher(table):
         assert exp.model.encoders["radar"].voxel_size == t.model.encoders["radar"].voxel_size, j.key
         named = load_experiment(exp.distill.teacher.config) if exp.distill.teacher.config else t
         assert named.model.encoders["lidar"].voxel_size == t.model.encoders["lidar"].voxel_size, j.key
+
+
+def test_a_student_names_its_teacher_jobs_exact_network():
+    """The teacher config a student builds its teacher from has the very model section its
+    teacher job trained (else the teacher loader warns and builds from the other file)."""
+    for table in ASTYX_TABLES:
+        spec = load_table(table)
+        exps = {j.key: load_experiment(f"experiments/astyx/{j.experiment}", j.overrides) for j in spec.jobs}
+        for j in spec.jobs:
+            if j.teacher is None or not exps[j.key].distill.teacher.config:
+                continue
+            named = load_experiment(exps[j.key].distill.teacher.config)
+            assert to_dict(named.model) == to_dict(exps[j.teacher].model), (table, j.key)
+
+
+def test_keys_the_astyx_table_shares_with_the_recipe_train_the_same_config():
+    """`reproduce astyx` is run in the recipe's OUT and reuses its runs by key: each shared key
+    must mean the same experiment there (all but the experiment's name)."""
+    tables = {t: load_table(t) for t in ("astyx", "recipe")}
+    jobs = {t: {j.key: j for j in s.jobs} for t, s in tables.items()}
+    shared = set(jobs["astyx"]) & set(jobs["recipe"])
+    assert {"teacher_s_e36", "baseline", "baseline_s"} <= shared
+    for key in shared:
+        a, b = (jobs[t][key] for t in ("astyx", "recipe"))
+        ea, eb = (to_dict(load_experiment(f"experiments/astyx/{j.experiment}", j.overrides)) for j in (a, b))
+        ea.pop("name"), eb.pop("name")
+        assert ea == eb, key
+
+
+def test_a_score_at_another_iou_is_an_empty_cell_for_a_run_carried_as_its_result(tmp_path):
+    """Runs carried over as markers and results (`--save`) have no predictions to score again at
+    IoU 0.7: their cell in such a column is empty ('-'), the rest of the table is there."""
+    import json
+
+    from helpers.astyx_tree import simple_frames, write_astyx
+
+    from sckd.eval.result import KINDS, ClassAP, EvalResult
+    from sckd.workflows.reproduce import Reproduction
+
+    root = write_astyx(tmp_path / "astyx", simple_frames(4))
+    out = tmp_path / "out"
+    rep = Reproduction(out, "astyx", str(root))
+    assert any(c.iou == 0.7 for c in rep.spec.columns)
+    per = {"Car": ClassAP(dict.fromkeys(KINDS, 40.0), dict.fromkeys(KINDS, 20.0), 3)}  # R11, R40
+    regions = ["entire_area", "range_0-30", "range_30-50", "range_50-80"]
+    for js in rep.fold_sets:
+        js.result_file("baseline").parent.mkdir(parents=True, exist_ok=True)
+        js.result_file("baseline").write_text(json.dumps(EvalResult(["Car"], dict.fromkeys(regions, per), 1, 1)
+                                                         .to_official_json()))
+    results = rep.fold_results()
+    assert all("baseline" in r and "baseline@iou0.7" not in r for r in results)
+    md = rep.tables()[1]
+    row = next(line for line in md.splitlines() if line.startswith("| baseline (radar, GT) |"))
+    cells = [c.strip() for c in row.strip(" |").split("|")[1:]]
+    assert cells == ["40.00 ± 0.00"] * 2 + ["20.00 ± 0.00"] * 2 + ["40.00 ± 0.00"] * 3 + ["-"]

@@ -223,7 +223,8 @@ class Reproduction:
                 if js.result_file(j.key).is_file():
                     res[j.key] = js.read_result(j.key)
                     for iou in ious:
-                        res[f"{j.key}@iou{iou:g}"] = self._at_iou(js, j.key, iou)
+                        if (r := self._at_iou(js, j.key, iou)) is not None:
+                            res[f"{j.key}@iou{iou:g}"] = r
             out.append(res)
         return out
 
@@ -242,8 +243,10 @@ class Reproduction:
         return pngs + js.bev_panels(models, self.spec.bev_frames, 0.3, self.out)
 
     @staticmethod
-    def _at_iou(js: JobSet, key: str, iou: float) -> EvalResult:
-        """A job's predictions scored again with every class at IoU ``iou`` (cached)."""
+    def _at_iou(js: JobSet, key: str, iou: float) -> EvalResult | None:
+        """A job's predictions scored again with every class at IoU ``iou`` (cached); None (an
+        empty cell) where the run was carried over as its result only (``--save``), without
+        predictions or checkpoint."""
         from sckd.engine import checkpoint as ck
         from sckd.eval import evaluate_folder
         from sckd.experiment.predict import experiment_for_checkpoint
@@ -252,6 +255,8 @@ class Reproduction:
         if path.is_file():
             return read_result(path)
         ckpt = js.checkpoint(key)
+        if not (ckpt.is_file() and js.predictions(key).is_dir()):
+            return None
         exp = experiment_for_checkpoint(ck.load_checkpoint(ckpt), ckpt, js.data.predict_arg)
         ecfg = replace(exp.eval, iou_thresholds={c: iou for c in exp.eval.classes})
         result = evaluate_folder(exp.dataset, js.split, js.predictions(key), ecfg)
