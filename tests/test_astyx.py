@@ -357,13 +357,13 @@ def test_reproduce_astyx_runs_every_job_on_every_fold(tmp_path):
     rep = Reproduction(tmp_path / "out", "astyx", str(root), ["dataset.astyx.block_frames=3"])
     names = [s.name for s in rep.stages()]
     keys = [j.key for j in rep.jobs.jobs]
-    scored = {"teacher", "teacher_q"}  # their pseudo-labels too, right after their scoring
+    scored = {"teacher_s_e36", "teacher_q_l"}  # their pseudo-labels too, right after their scoring
     assert names == [f"fold{k}-{kind}-{key}" for key in keys for k in range(3)
                      for kind in ("train", "eval", "pseudo-labels")[:3 if key in scored else 2]]
     for k, js in enumerate(rep.fold_sets):
-        exp = js.experiment(js.job("student"))
+        exp = js.experiment(js.job("student_l"))
         assert exp.dataset.astyx.fold == k and exp.dataset.root == str(root)
-        assert exp.distill.teacher.checkpoint == str(tmp_path / "out" / f"fold{k}" / "checkpoints" / "teacher.pt")
+        assert exp.distill.teacher.checkpoint == str(tmp_path / "out" / f"fold{k}" / "checkpoints" / "teacher_s_e36.pt")
     with pytest.raises(SckdError, match="needs astyx data"):
         Reproduction(tmp_path / "o2", "astyx", None)
 
@@ -496,18 +496,18 @@ def test_pseudo_label_stage_scores_the_folds_own_train_frames(tmp_path, cli, cap
     out = tmp_path / "out"
     rep = Reproduction(out, "astyx", str(root), ["dataset.astyx.block_frames=3"])
     js = rep.fold_sets[1]
-    exp = js.experiment(js.job("teacher"))
+    exp = js.experiment(js.job("teacher_s_e36"))
     torch.manual_seed(0)
     teacher = build_model(exp)
     with torch.no_grad():
         teacher.head.conv_cls.bias.fill_(0.0)  # scores near 0.5: boxes above sigma 0.3
-    js.checkpoint("teacher").parent.mkdir(parents=True)
+    js.checkpoint("teacher_s_e36").parent.mkdir(parents=True)
     ck.save_checkpoint(ck.Checkpoint(teacher.state_dict(), to_dict(exp),
-                                     ck.model_signature(teacher, model_key(exp))), js.checkpoint("teacher"))
-    stage = next(s for s in rep.stages() if s.name == "fold1-pseudo-labels-teacher")
-    assert stage.needs == ["fold1-train-teacher"] and stage.outputs == [js.pseudo_file("teacher")]
+                                     ck.model_signature(teacher, model_key(exp))), js.checkpoint("teacher_s_e36"))
+    stage = next(s for s in rep.stages() if s.name == "fold1-pseudo-labels-teacher_s_e36")
+    assert stage.needs == ["fold1-train-teacher_s_e36"] and stage.outputs == [js.pseudo_file("teacher_s_e36")]
     stage.run()
-    got = json.loads(js.pseudo_file("teacher").read_text())
+    got = json.loads(js.pseudo_file("teacher_s_e36").read_text())
     train_ids = list_split(astyx_cfg(root, "dataset.astyx.block_frames=3", "dataset.astyx.fold=1"), "train")
     assert got["split"] == "train" and got["frames"] == len(train_ids) < 30
     assert [r["sigma"] for r in got["rows"]] == sorted(rep.spec.pseudo_labels.sigmas)
@@ -518,8 +518,8 @@ def test_pseudo_label_stage_scores_the_folds_own_train_frames(tmp_path, cli, cap
     said = capsys.readouterr().out
     assert "Car pseudo-labels of the teachers on their own train frames" in said
     p = "-" if r["precision"][car] != r["precision"][car] else f"{r['precision'][car]:.2f} ± 0.00 (1/3)"
-    assert f"| teacher (LiDAR+radar) | {p} | {r['recall'][car]:.2f} ± 0.00 (1/3) |" in (out / "astyx.md").read_text()
-    assert (tmp_path / "keep" / "fold1" / "results" / "pseudo-labels-teacher.json").is_file()
+    assert f"| teacher (LiDAR+radar, AF+RD) | {p} | {r['recall'][car]:.2f} ± 0.00 (1/3) |" in (out / "astyx.md").read_text()
+    assert (tmp_path / "keep" / "fold1" / "results" / "pseudo-labels-teacher_s_e36.json").is_file()
 
 
 def test_a_pseudo_label_table_naming_no_job_is_a_config_error():
