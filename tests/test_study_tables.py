@@ -4,6 +4,8 @@ with the row's overrides and takes one distillation step, with the maps the row 
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 from helpers.vod_tree import make_vod_tree
@@ -91,9 +93,10 @@ def test_report_tabulates_the_finished_runs_and_runs_nothing(tmp_path, cli, caps
 
 
 def test_a_run_carried_as_markers_and_results_trains_only_what_is_left(tmp_path, cli, capsys):
-    """`--report --save KEEP` copies markers and results (no checkpoints); copied into a new OUT,
-    the same table skips the finished rows' trainings (only done scorings read them) and trains
-    the rest, including a training whose scoring had not run when it was saved."""
+    """`--report --save KEEP` copies markers and results, and the checkpoint of a finished
+    training that a stage still to run reads (here a teacher whose scoring and students had not
+    run), none other; copied into a new OUT, the same table skips the finished rows' trainings
+    (only done scorings read them) and that teacher's, and trains the rest."""
     import json
     import shutil
     from dataclasses import replace
@@ -124,8 +127,9 @@ def test_a_run_carried_as_markers_and_results_trains_only_what_is_left(tmp_path,
     assert cli("reproduce", "sigma", "--out", out, "--report", "--save", keep) == 0
     said = capsys.readouterr().out
     n_results = sum(s.name.startswith("fold0-eval-") for s in first)
-    assert f"saved {len(first) + n_results} marker and result files" in said
-    assert not list(keep.glob("**/*.pt")) and not (keep / "world").exists()
+    assert f"saved {len(first) + n_results + 1} marker, result and checkpoint files" in said
+    assert sorted(p.relative_to(keep) for p in keep.glob("**/*.pt")) == [Path("fold1/checkpoints/teacher.pt")]
+    assert not (keep / "world").exists()
 
     shutil.copytree(keep, new)
     assert cli("reproduce", "sigma", "--out", new, "--report") == 0
@@ -138,8 +142,9 @@ def test_a_run_carried_as_markers_and_results_trains_only_what_is_left(tmp_path,
     Pipeline(new, [stand_in(s, ran) for s in rep2.stages()], lines.append).run()
     fold0_trainings = [s.name for s in first if s.name.startswith("fold0-train-")]
     assert not [n for n in ran if n.startswith("fold0-")]  # their scorings are done
-    assert "fold1-train-teacher" in ran and "world" in ran  # the rest needs the world again
-    assert sorted(ran) == sorted(s.name for s in rep2.stages() if not s.name.startswith("fold0-"))
+    assert "fold1-train-teacher" not in ran and "world" in ran  # the rest needs the world again
+    assert sorted(ran) == sorted(s.name for s in rep2.stages()
+                                 if not s.name.startswith("fold0-") and s.name != "fold1-train-teacher")
     assert sum("not needed" in line for line in lines) == len(fold0_trainings)
 
 

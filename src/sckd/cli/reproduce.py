@@ -7,7 +7,7 @@
     sckd reproduce astyx --data ASTYX_ROOT        # real radar + LiDAR, 3 splits, mean +- std
     sckd reproduce cross --data ASTYX_ROOT --transfer WORLD   # trained on Astyx, also scored on a world
     sckd reproduce study --data ASTYX_ROOT --out OUT --report  # the table of what is finished so far
-    sckd reproduce study ... --report --save KEEP  # + markers and results, to resume on another machine
+    sckd reproduce study ... --report --save KEEP  # + markers, results, needed checkpoints: resume elsewhere
 
 Tables: table1 (baseline vs. SCKD), table3 (ablation of the distillation terms), table4 (1/4
 of the labels), table5 (teacher variants), astyx (teacher, baseline, student, SSOD and the
@@ -44,8 +44,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--report", action="store_true", help="write the table of the runs finished so far and "
                    "stop (runs nothing; rows with fewer splits done say how many)")
     p.add_argument("--save", metavar="DIR", help="with --report: also copy the finished stages' markers and "
-                   "results (no checkpoints, a few KB each) to DIR; copied back into an OUT on another "
-                   "machine (cp -r DIR/. OUT/), the same command trains only what is left")
+                   "results (a few KB each), and the checkpoints of finished trainings that a stage still "
+                   "to run reads (a teacher of untrained students), to DIR; copied back into an OUT on "
+                   "another machine (cp -r DIR/. OUT/), the same command trains only what is left")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
                    help="override every run's experiment config, e.g. train.epochs=4 (repeatable)")
     p.set_defaults(func=run)
@@ -68,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"{text}\n\n{len(result.records)} of {n} stages finished; wrote {path}")
         if args.save:
             k = rep.save_state(Path(args.save).expanduser())
-            print(f"saved {k} marker and result files to {args.save} (cp -r {args.save}/. {out}/ to resume there)")
+            print(f"saved {k} marker, result and checkpoint files to {args.save} (cp -r {args.save}/. {out}/ to resume there)")
         return 0
     if args.save:
         raise SckdError("--save: goes with --report (it copies the finished stages' markers and results)")

@@ -6,8 +6,8 @@ simply runs again: stages that train call the engine, which continues from the r
 latest checkpoint, so an interrupted training picks up where it stopped. A stage that is not
 done but that only done stages read is not needed and does not run (as ``make`` does): a
 training whose checkpoint was deleted to save disk after its scoring, or an OUT carried to a
-new machine as its markers and results only (``sckd reproduce --report --save``),
-is not trained again.
+new machine as its markers and results (``sckd reproduce --report --save``, which keeps
+only the checkpoints that a stage still to run reads), is not trained again.
 
 Several processes may share one ``OUT`` (the same command started twice to use more cores or
 GPUs, or ``reproduce sigma`` beside ``reproduce cross``, both reusing the study's teachers): a

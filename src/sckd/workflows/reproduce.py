@@ -186,14 +186,21 @@ class Reproduction:
         return Pipeline(self.out, stages, self.say).finished(), len(stages)
 
     def save_state(self, dest: Path) -> int:
-        """Copy what a rerun needs to skip the finished stages -- their markers and the results
-        (a few KB each, no checkpoints) -- to ``dest``, keeping paths relative to OUT. Copied
-        back into an OUT (``cp -r DEST/. OUT/``), a rerun on another machine trains only what is
-        left. Returns the number of files."""
+        """Copy what a rerun needs to skip the finished stages -- their markers and results (a few
+        KB each) and the model checkpoints (``.pt``, about 1 MB on Astyx) of the finished
+        trainings that a stage still to run reads (a teacher whose students are not trained yet)
+        -- to ``dest``, keeping paths relative to OUT. Copied back into an OUT (``cp -r
+        DEST/. OUT/``), a rerun on another machine trains only what is left. Returns the number
+        of files."""
         import shutil
 
         dest = Path(dest)
         files = sorted((self.out / ".stages").glob("*.json")) + sorted(self.out.glob("**/results/*.json"))
+        pipe = Pipeline(self.out, self.stages(), self.say)
+        to_run = pipe.needed()
+        read = {n for s in pipe.stages if s.name in to_run for n in pipe.needs[s.name]}
+        files += [o for s in pipe.stages if s.name in read and pipe.is_done(s)
+                  for o in s.outputs if o.suffix == ".pt" and o.is_file()]
         for f in files:
             target = dest / f.relative_to(self.out)
             target.parent.mkdir(parents=True, exist_ok=True)
