@@ -109,12 +109,21 @@ def test_a_run_carried_as_markers_and_results_trains_only_what_is_left(tmp_path,
     per = {c: ClassAP(dict.fromkeys(KINDS, 30.0), dict.fromkeys(KINDS, 0.0), 3) for c in classes}
     result = json.dumps(EvalResult(classes, {"entire_area": per, "roi": per}, 1, 1).to_official_json())
 
+    from sckd.engine import checkpoint as ck
+
+    w = {"w": torch.arange(6.0)}
+    trained = ck.Checkpoint(w, {"name": "t"}, "sig", epoch=2, optimizer={"state": {0: {"m": torch.ones(6)}}},
+                            scheduler={"last_epoch": 2}, iters_per_epoch=3)
+
     def stand_in(stage, ran):
         def go():
             ran.append(stage.name)
             for o in stage.outputs:
                 o.parent.mkdir(parents=True, exist_ok=True)
-                o.write_text(result if o.suffix == ".json" else "weights")
+                if o.suffix == ".pt":
+                    ck.save_checkpoint(trained, o)
+                else:
+                    o.write_text(result if o.suffix == ".json" else "weights")
         return replace(stage, run=go)
 
     out, keep, new = tmp_path / "out", tmp_path / "keep", tmp_path / "new"
@@ -129,6 +138,9 @@ def test_a_run_carried_as_markers_and_results_trains_only_what_is_left(tmp_path,
     n_results = sum(s.name.startswith("fold0-eval-") for s in first)
     assert f"saved {len(first) + n_results + 1} marker, result and checkpoint files" in said
     assert sorted(p.relative_to(keep) for p in keep.glob("**/*.pt")) == [Path("fold1/checkpoints/teacher.pt")]
+    kept = ck.load_checkpoint(keep / "fold1" / "checkpoints" / "teacher.pt")  # weights and config, no optimiser
+    assert torch.equal(kept.model["w"], w["w"]) and kept.signature == "sig" and kept.config == {"name": "t"}
+    assert kept.optimizer is None and not kept.has_training_state
     assert not (keep / "world").exists()
 
     shutil.copytree(keep, new)

@@ -189,23 +189,29 @@ class Reproduction:
         """Copy what a rerun needs to skip the finished stages -- their markers and results (a few
         KB each) and the model checkpoints (``.pt``, about 1 MB on Astyx) of the finished
         trainings that a stage still to run reads (a teacher whose students are not trained yet)
-        -- to ``dest``, keeping paths relative to OUT. Copied back into an OUT (``cp -r
+        -- to ``dest``, keeping paths relative to OUT (checkpoints as weights and config only). Copied back into an OUT (``cp -r
         DEST/. OUT/``), a rerun on another machine trains only what is left. Returns the number
         of files."""
         import shutil
+
+        from sckd.engine import checkpoint as ck
 
         dest = Path(dest)
         files = sorted((self.out / ".stages").glob("*.json")) + sorted(self.out.glob("**/results/*.json"))
         pipe = Pipeline(self.out, self.stages(), self.say)
         to_run = pipe.needed()
         read = {n for s in pipe.stages if s.name in to_run for n in pipe.needs[s.name]}
-        files += [o for s in pipe.stages if s.name in read and pipe.is_done(s)
-                  for o in s.outputs if o.suffix == ".pt" and o.is_file()]
-        for f in files:
+        weights = [o for s in pipe.stages if s.name in read and pipe.is_done(s)
+                   for o in s.outputs if o.suffix == ".pt" and o.is_file()]
+        for f in files + weights:
             target = dest / f.relative_to(self.out)
             target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(f, target)
-        return len(files)
+            if f.suffix == ".pt":  # the weights a reader loads; no optimiser state (a third the size)
+                c = ck.load_checkpoint(f)
+                ck.save_checkpoint(replace(c, optimizer=None, scheduler=None, scaler=None, rng=[]), target)
+            else:
+                shutil.copyfile(f, target)
+        return len(files) + len(weights)
 
     def tables(self) -> tuple[str, str]:
         """(text, Markdown) tables of the finished jobs."""
