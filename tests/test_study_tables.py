@@ -133,8 +133,11 @@ def test_a_run_carried_as_markers_and_results_trains_only_what_is_left(tmp_path,
     ran: list[str] = []
     Pipeline(out, [stand_in(s, ran) for s in first], lambda _: None).run()
     assert len(ran) == len(first)
+    (out / ".stages" / "fold0-train-other.json").write_text("{}")  # another table's, in the same OUT
+    (out / "fold0" / "results" / "other.json").write_text(result)
     assert cli("reproduce", "sigma", "--out", out, "--report", "--save", keep) == 0
     said = capsys.readouterr().out
+    assert not list(keep.glob("**/*other*"))
     n_results = sum(s.name.startswith("fold0-eval-") for s in first)
     assert f"saved {len(first) + n_results + 1} marker, result and checkpoint files" in said
     assert sorted(p.relative_to(keep) for p in keep.glob("**/*.pt")) == [Path("fold1/checkpoints/teacher.pt")]
