@@ -109,8 +109,6 @@ def test_a_run_carried_as_markers_and_results_trains_only_what_is_left(tmp_path,
     per = {c: ClassAP(dict.fromkeys(KINDS, 30.0), dict.fromkeys(KINDS, 0.0), 3) for c in classes}
     result = json.dumps(EvalResult(classes, {"entire_area": per, "roi": per}, 1, 1).to_official_json())
 
-    from sckd.engine import checkpoint as ck
-
     w = {"w": torch.arange(6.0)}
     trained = ck.Checkpoint(w, {"name": "t"}, "sig", epoch=2, optimizer={"state": {0: {"m": torch.ones(6)}}},
                             scheduler={"last_epoch": 2}, iters_per_epoch=3)
