@@ -26,28 +26,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from helpers.tiny_vod_config import tiny_radar_config
 from helpers.vod_tree import make_vod_tree
 
 from sckd.cli import main
 from sckd.errors import SckdError, warnings
 
-TINY = """
-base: [experiments/base_train.yaml, datasets/vod.yaml, models/pointpillars_radar.yaml]
-name: bad_inputs
-dataset:
-  point_cloud_range: [0.0, -12.8, -3.0, 25.6, 12.8, 2.0]
-model:
-  name: bad_inputs
-  encoders:
-    radar:
-      voxel_size: [0.64, 0.64, 5.0]
-      max_voxels_train: 2000
-      max_voxels_test: 2000
-      pillar: {num_filters: [8]}
-  backbone_2d: {layer_nums: [1, 1], layer_strides: [1, 2], num_filters: [8, 16],
-                upsample_strides: [1, 2], num_upsample_filters: [8, 8]}
-train: {epochs: 1, batch_size: 2, workers: 0, val_every: 1, log_every: 1, progress: false, seed: 1}
-"""
+TINY = tiny_radar_config("bad_inputs", "{epochs: 1, batch_size: 2, workers: 0, "
+                         "val_every: 1, log_every: 1, progress: false, seed: 1}")
 
 # A SCKD teacher (LiDAR + radar, adaptive fusion) and student on the same tiny grid.
 NET = """

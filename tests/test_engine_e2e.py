@@ -3,28 +3,13 @@
 import pytest
 import torch
 import yaml
+from helpers.tiny_vod_config import tiny_radar_config
 from helpers.vod_tree import make_vod_tree
 
 from sckd.engine import checkpoint as ck
 
-TINY = """
-base: [experiments/base_train.yaml, datasets/vod.yaml, models/pointpillars_radar.yaml]
-name: tiny_pp
-dataset:
-  point_cloud_range: [0.0, -12.8, -3.0, 25.6, 12.8, 2.0]
-model:
-  name: tiny_pp
-  encoders:
-    radar:
-      voxel_size: [0.64, 0.64, 5.0]
-      max_voxels_train: 2000
-      max_voxels_test: 2000
-      pillar: {num_filters: [8]}
-  backbone_2d: {layer_nums: [1, 1], layer_strides: [1, 2], num_filters: [8, 16],
-                upsample_strides: [1, 2], num_upsample_filters: [8, 8]}
-train: {epochs: 2, batch_size: 2, workers: 0, val_every: 1, log_every: 1, progress: false,
-        seed: 7, ckpt_every: 1, ckpt_unit: epoch}
-"""
+TINY = tiny_radar_config("tiny_pp", "{epochs: 2, batch_size: 2, workers: 0, val_every: 1, "
+                         "log_every: 1, progress: false, seed: 7, ckpt_every: 1, ckpt_unit: epoch}")
 
 
 @pytest.fixture(scope="module")

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers.tiny_vod_config import tiny_radar_config
 from helpers.vod_tree import make_vod_tree
 
 from sckd.cli import main
@@ -26,24 +27,8 @@ from sckd.engine import checkpoint as ck
 
 pytestmark = pytest.mark.slow
 
-CFG = """
-base: [experiments/base_train.yaml, datasets/vod.yaml, models/pointpillars_radar.yaml]
-name: interrupt
-dataset:
-  point_cloud_range: [0.0, -12.8, -3.0, 25.6, 12.8, 2.0]
-model:
-  name: interrupt
-  encoders:
-    radar:
-      voxel_size: [0.64, 0.64, 5.0]
-      max_voxels_train: 2000
-      max_voxels_test: 2000
-      pillar: {num_filters: [8]}
-  backbone_2d: {layer_nums: [1, 1], layer_strides: [1, 2], num_filters: [8, 16],
-                upsample_strides: [1, 2], num_upsample_filters: [8, 8]}
-train: {epochs: 2, batch_size: 2, workers: 1, val_every: 0, log_every: 1, progress: false, seed: 11,
-        ckpt_every: 1, ckpt_unit: step, max_ckpts: 2}
-"""
+CFG = tiny_radar_config("interrupt", "{epochs: 2, batch_size: 2, workers: 1, val_every: 0, log_every: 1, "
+                        "progress: false, seed: 11, ckpt_every: 1, ckpt_unit: step, max_ckpts: 2}")
 TOTAL_STEPS = 6  # 5 frames, batch 2 -> 3 steps per epoch
 # The kill points are drawn from this seed (set it to explore others; a failure names it).
 SEED = int(os.environ.get("SCKD_INTERRUPT_SEED", "0"))
