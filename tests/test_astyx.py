@@ -532,3 +532,56 @@ def test_a_pseudo_label_table_naming_no_job_is_a_config_error():
     spec.pseudo_labels = PseudoLabelSpec(jobs=["teacher"], sigma=0.33)
     with pytest.raises(SckdError, match=r"pseudo_labels.sigma.*0.33"):
         spec.validate("reproduce")
+
+
+def test_a_student_of_a_retrained_teacher_is_named_under_the_table(tmp_path, cli, capsys):
+    """The scoring marker keeps the weights it scored, a student's train marker the teacher
+    weights it read (real stages: a hand-made teacher, the student trained 1 epoch). Same
+    weights: no note; the teacher's checkpoint replaced by another training's (a lost one
+    trained again elsewhere) before the student trains: the table says so for that split."""
+    from dataclasses import replace
+
+    import torch
+
+    from sckd.config import to_dict
+    from sckd.engine import checkpoint as ck
+    from sckd.experiment.config import model_key
+    from sckd.experiment.train import build_model
+    from sckd.workflows.pipeline import Pipeline, stage_info
+    from sckd.workflows.reproduce import Reproduction
+
+    root = write_astyx(tmp_path / "astyx", simple_frames(30))
+    out = tmp_path / "out"
+    rep = Reproduction(out, "astyx", str(root), ["dataset.astyx.block_frames=3", "train.epochs=1",
+                                                  "train.val_every=0"])
+    js = rep.fold_sets[1]
+    exp = js.experiment(js.job("teacher_s_e36"))
+
+    def save_teacher(seed: int) -> str:
+        torch.manual_seed(seed)
+        teacher = build_model(exp)
+        c = ck.Checkpoint(teacher.state_dict(), to_dict(exp), ck.model_signature(teacher, model_key(exp)))
+        js.checkpoint("teacher_s_e36").parent.mkdir(parents=True, exist_ok=True)
+        ck.save_checkpoint(c, js.checkpoint("teacher_s_e36"))
+        return ck.weights_digest(c)
+
+    first = save_teacher(0)
+    by_name = {s.name: s for s in rep.stages()}
+    stages = [replace(by_name[n], needs=[]) for n in ("fold1-eval-teacher_s_e36", "fold1-train-ssod_l")]
+    Pipeline(out, stages, lambda _: None).run()
+    assert stage_info(out, "fold1-eval-teacher_s_e36")["weights"] == first
+    info = stage_info(out, "fold1-train-ssod_l")
+    assert info["teacher_weights"] == first
+    assert info["weights"] == ck.weights_digest(ck.load_checkpoint(js.checkpoint("ssod_l")))
+    assert rep.teacher_notes() == []
+
+    second = save_teacher(1)
+    (out / ".stages" / "fold1-train-ssod_l.json").unlink()
+    Pipeline(out, stages, lambda _: None).run()
+    assert stage_info(out, "fold1-train-ssod_l")["teacher_weights"] == second != first
+    note = (f"split 1: (b) SSOD only (no GT) was distilled from another training of teacher (LiDAR+radar, AF+RD) "
+            f"(weights {second}) than the one its row scores ({first})")
+    assert rep.teacher_notes() == [note]
+    assert cli("reproduce", "astyx", "--data", root, "--out", out, "--report") == 0
+    capsys.readouterr()
+    assert f"Teachers retrained after they were scored:\n\n- {note}\n" in (out / "astyx.md").read_text()

@@ -99,3 +99,27 @@ def test_prune_keeps_the_newest_step_checkpoints(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["best.pt", "step_00000040.pt", "step_00000200.pt"]
     assert ck.latest_checkpoint(tmp_path).name == "step_00000200.pt"
     assert ck.latest_checkpoint(tmp_path / "none") is None
+
+
+def test_weights_digest_follows_the_weights_not_the_file(tmp_path):
+    """Same weights written with and without optimiser state: one digest; one value changed, a
+    tensor renamed or reshaped: another. Checked against sha256 of the bytes written by hand."""
+    import hashlib
+
+    w = {"b": torch.tensor([1.5, -2.0]), "a.weight": torch.arange(6.0).reshape(2, 3), "n": torch.tensor(7)}
+    full = ck.Checkpoint(dict(w), {"name": "m"}, "sig", epoch=3, optimizer={"state": {}}, scheduler={"e": 1},
+                         iters_per_epoch=2)
+    ck.save_checkpoint(full, tmp_path / "full.pt")
+    ck.save_checkpoint(ck.Checkpoint(dict(w), {}), tmp_path / "bare.pt")
+    got = ck.weights_digest(ck.load_checkpoint(tmp_path / "full.pt"))
+    assert got == ck.weights_digest(ck.load_checkpoint(tmp_path / "bare.pt")) == ck.weights_digest(full)
+    h = hashlib.sha256()
+    for name in ["a.weight", "b", "n"]:
+        t = w[name]
+        h.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode() + t.numpy().tobytes())
+    assert got == h.hexdigest()[:16]
+    nudged = dict(w, b=torch.tensor([1.5, -2.0 + 1e-6]))
+    renamed = {"c" if k == "b" else k: v for k, v in w.items()}
+    reshaped = dict(w, **{"a.weight": w["a.weight"].reshape(3, 2)})
+    others = {ck.weights_digest(ck.Checkpoint(m, {})) for m in (nudged, renamed, reshaped)}
+    assert got not in others and len(others) == 3

@@ -215,6 +215,21 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     return ckpt
 
 
+def weights_digest(ckpt: Checkpoint) -> str:
+    """sha256 over the weights (names, dtypes, shapes, values), not the file: the same model
+    whatever else its file holds (optimiser state or not), another one after any retraining
+    that ends elsewhere (another CPU's digits). Short (16 hex digits), for provenance records."""
+    h = hashlib.sha256()
+    for name in sorted(ckpt.model):
+        t = ckpt.model[name]
+        if not isinstance(t, torch.Tensor):
+            continue
+        h.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
+        if t.numel():
+            h.update(t.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
 def _canonical(x: Any) -> Any:
     """Numbers as floats (a config read from YAML says 1 where a default says 1.0)."""
     if isinstance(x, dict):

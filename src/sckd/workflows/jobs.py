@@ -202,6 +202,7 @@ class JobSet:
             from sckd.experiment.train import train_experiment
 
             exp = self.experiment(job)
+            teacher = self.weights_of(job.teacher) if job.teacher else None  # read before, kept in the marker
             if sys.stderr.isatty():
                 exp.train.progress = True  # a live bar on a terminal, log lines with ETA otherwise
             env = init_distributed(exp.train.device)
@@ -217,7 +218,9 @@ class JobSet:
             self.checkpoint(job.key).parent.mkdir(parents=True, exist_ok=True)
             copy_atomic(final, self.checkpoint(job.key), "checkpoint")
             s = result.state
-            return {"steps": s.step, "epochs": s.epoch, "frames_per_s": result.frames_per_s}
+            info = {"steps": s.step, "epochs": s.epoch, "frames_per_s": result.frames_per_s,
+                    "weights": self.weights_of(job.key)}
+            return info | ({"teacher_weights": teacher} if teacher else {})
 
         what = f"train {job.label} ({job.config}" + (f", teacher: {job.teacher}" if job.teacher else "") + ")"
         return Stage(f"train-{job.key}", what, run, [self.checkpoint(job.key)], estimate_s, "train")
@@ -243,7 +246,17 @@ class JobSet:
         result = evaluate_folder(exp.dataset, self.split, preds, exp.eval)
         self.result_file(result_key).parent.mkdir(parents=True, exist_ok=True)
         write_text_atomic(self.result_file(result_key), json.dumps(result.to_official_json(), indent=1), "result")
-        return {"frames": summary.frames, "detections": summary.detections, "mAP": result.mAP}
+        return {"frames": summary.frames, "detections": summary.detections, "mAP": result.mAP,
+                "weights": ck.weights_digest(ck.load_checkpoint(path))}
+
+    def weights_of(self, key: str) -> str:
+        """Digest of job ``key``'s checkpoint weights (:func:`sckd.engine.checkpoint.weights_digest`):
+        the train and scoring markers keep it, and a student's train marker its teacher's, so a
+        report can tell a student distilled from a retrained teacher (a checkpoint lost and
+        trained again, on another machine: other weights) from one distilled from the scored one."""
+        from sckd.engine import checkpoint as ck
+
+        return ck.weights_digest(ck.load_checkpoint(self.checkpoint(key)))
 
     def evaluate_stage(self, job: ModelJob, estimate_s: float = 0.0) -> Stage:
         def run() -> dict[str, Any]:

@@ -37,7 +37,7 @@ from sckd.workflows.jobs import (
     TransferTarget,
     read_result,
 )
-from sckd.workflows.pipeline import Pipeline, PipelineResult, Stage
+from sckd.workflows.pipeline import Pipeline, PipelineResult, Stage, stage_info
 from sckd.workflows.table_spec import load_table
 
 
@@ -217,6 +217,27 @@ class Reproduction:
                 shutil.copyfile(f, target)
         return len(files) + len(weights)
 
+    def teacher_notes(self) -> list[str]:
+        """One line per split and student trained from other teacher weights than those its
+        teacher's row scored (the teacher's checkpoint was lost and trained again, e.g. on
+        another machine, after it was scored): its gains over rows distilled from the first
+        training then mix two teachers. From the weight digests in the stage markers; rows
+        whose markers predate them are not checked."""
+        labels = {j.key: j.label for j in self.jobs.jobs}
+        notes = []
+        for k, js in enumerate(self.fold_sets):
+            prefix = f"fold{k}-" if len(self.fold_sets) > 1 else ""
+            for j in js.jobs:
+                if not j.teacher:
+                    continue
+                read = (stage_info(self.out, f"{prefix}train-{j.key}") or {}).get("teacher_weights")
+                scored = (stage_info(self.out, f"{prefix}eval-{j.teacher}") or {}).get("weights")
+                if read and scored and read != scored:
+                    where = f"split {k}" if len(self.fold_sets) > 1 else "this run"
+                    notes.append(f"{where}: {labels[j.key]} was distilled from another training of "
+                                 f"{labels[j.teacher]} (weights {read}) than the one its row scores ({scored})")
+        return notes
+
     def tables(self) -> tuple[str, str]:
         """(text, Markdown) tables of the finished jobs."""
         if len(self.fold_sets) > 1 or self.spec.columns:
@@ -304,6 +325,10 @@ class Reproduction:
         p_text, p_md = self.pseudo_tables()
         if p_text:
             text, md = f"{text}\n\n{p_text}", f"{md}\n\n{p_md}"
+        if notes := self.teacher_notes():
+            head = "Teachers retrained after they were scored:"
+            text = "\n".join([text, "", head, *notes])
+            md = "\n".join([md, "", head, "", *(f"- {n}" for n in notes)])
         where = {"synth": "synthetic world", "vod": "View-of-Delft", "astyx": "Astyx HiRes2019"}.get(
             self.choice.family, self.choice.family)
         unit = "seeds" if self.spec.fold_key.endswith("seed") else "splits"
