@@ -3,7 +3,9 @@
 
 import json
 import math
+import multiprocessing
 import re
+import time
 from dataclasses import replace
 
 import numpy as np
@@ -163,6 +165,63 @@ def test_pipeline_interrupted_stage_runs_again_and_earlier_ones_do_not(tmp_path)
     assert not (tmp_path / ".stages" / "b.json").exists()
     Pipeline(tmp_path, [_stage("a", a, calls), _stage("b", b, calls)], lambda s: None).run()
     assert calls == ["a", "b"]
+
+
+def _slow_stage_pipeline(out, heartbeat_s):
+    """A pipeline whose one stage runs for a minute: killed from outside in the test below."""
+    Pipeline(out, [Stage("t", "train", lambda: time.sleep(60), [out / "t.txt"])], lambda s: None,
+             heartbeat_s=heartbeat_s).run()
+
+
+def _spent(out, name):
+    p = out / ".stages" / f"{name}.spent.json"
+    return json.loads(p.read_text())["seconds"] if p.is_file() else None
+
+
+def test_pipeline_stage_time_survives_a_hard_kill(tmp_path):
+    """A stage killed with SIGKILL (a session's end) and finished by a later invocation is
+    reported at the time of both attempts, not of the last one only."""
+    ctx = multiprocessing.get_context("fork")
+    child = ctx.Process(target=_slow_stage_pipeline, args=(tmp_path, 0.05))
+    child.start()
+    deadline = time.monotonic() + 30
+    while (_spent(tmp_path, "t") or 0.0) < 0.5 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    child.kill()
+    child.join()
+    first = _spent(tmp_path, "t")
+    assert first is not None and first >= 0.5
+    assert not (tmp_path / ".stages" / "t.json").exists()
+
+    lines = []
+    out = tmp_path / "t.txt"
+    res = Pipeline(tmp_path, [Stage("t", "train", lambda: out.write_text("x") and None, [out])], lines.append).run()
+    total = json.loads((tmp_path / ".stages" / "t.json").read_text())["seconds"]
+    assert first <= total < first + 5.0  # the second attempt took milliseconds
+    assert res.record("t").seconds == pytest.approx(total)
+    assert _spent(tmp_path, "t") is None  # the marker holds the total now
+    assert any("with the earlier, cut-off attempts" in ln for ln in lines)
+    # a rerun reads the total from the marker; no time is added twice
+    res = Pipeline(tmp_path, [Stage("t", "train", lambda: None, [out])], lines.append).run()
+    assert res.record("t").skipped and res.record("t").seconds == pytest.approx(total)
+
+
+def test_pipeline_stage_stopped_by_ctrl_c_keeps_its_time(tmp_path):
+    def interrupted():
+        time.sleep(0.2)
+        raise KeyboardInterrupt
+
+    out = tmp_path / "x.txt"
+    with pytest.raises(KeyboardInterrupt):  # heartbeat far beyond the stage: written on the way out
+        Pipeline(tmp_path, [Stage("x", "x", interrupted, [out])], lambda s: None, heartbeat_s=3600).run()
+    first = _spent(tmp_path, "x")
+    assert first is not None and first >= 0.2
+    with pytest.raises(KeyboardInterrupt):  # a second cut attempt adds to the first
+        Pipeline(tmp_path, [Stage("x", "x", interrupted, [out])], lambda s: None, heartbeat_s=3600).run()
+    assert _spent(tmp_path, "x") >= first + 0.2
+    (tmp_path / ".stages" / "x.spent.json").write_text("{torn")  # unreadable: counted as 0, no error
+    Pipeline(tmp_path, [Stage("x", "x", lambda: out.write_text("x") and None, [out])], lambda s: None).run()
+    assert json.loads((tmp_path / ".stages" / "x.json").read_text())["seconds"] < 0.2
 
 
 def test_pipeline_stage_without_its_output_is_an_error(tmp_path):

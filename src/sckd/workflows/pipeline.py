@@ -16,6 +16,12 @@ kernel if its holder dies). A process that finds a stage locked moves on to the 
 ``needs`` are done, and comes back to it later, waiting only when nothing else is left; a stage
 another process finished is reused, never run twice.
 
+Time: a stage's marker keeps the seconds spent on it over every attempt. While a stage runs, the
+time spent so far is written to ``OUT/.stages/<name>.spent.json`` every ``HEARTBEAT_S`` seconds
+(and when it stops early); a later attempt adds it to its own, so a training killed by a session's
+end and continued is reported at its whole length, not at its last part's (lost: at most one
+heartbeat per kill).
+
 Progress: before each stage a line says what runs and the time left for it and for the whole
 job. Estimates come from the caller (``Stage.estimate_s``, e.g. frames x epochs / typical
 throughput) and are rescaled by how fast the stages run so far went against their estimates.
@@ -27,6 +33,7 @@ import json
 import logging
 import resource
 import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -45,6 +52,8 @@ except ImportError:  # Windows: no sharing of one OUT between processes
 log = logging.getLogger("sckd")
 
 MARKERS = ".stages"
+HEARTBEAT_S = 30.0
+"""How often a running stage writes the time spent on it (what a hard kill can lose)."""
 
 
 class StageInterrupted(Exception):
@@ -114,8 +123,53 @@ def peak_memory_mb() -> tuple[float, float]:
             resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * scale)
 
 
+class _StageClock:
+    """Seconds spent on one stage by earlier, cut-off attempts (read from ``path``) plus this
+    attempt's, written to ``path`` every ``every_s`` seconds by a daemon thread. Its own clock
+    (``time.monotonic``) leaves the pipeline's ``perf_counter`` timing alone."""
+
+    def __init__(self, path: Path, every_s: float) -> None:
+        self.path, self.every_s = path, every_s
+        self.earlier = self._read(path)
+        self._t0 = time.monotonic()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._beat, name=f"sckd-stage-clock-{path.stem}", daemon=True)
+        self._thread.start()
+
+    @staticmethod
+    def _read(path: Path) -> float:
+        try:
+            v = float(json.loads(path.read_text())["seconds"])
+        except (OSError, KeyError, TypeError, ValueError):
+            return 0.0  # none, or torn: the time of the cut-off attempts is lost, nothing else
+        return v if v >= 0 else 0.0
+
+    def _write(self) -> None:
+        try:
+            write_text_atomic(self.path, json.dumps({"seconds": self.earlier + time.monotonic() - self._t0}),
+                              "stage time", durable=False)
+        except (OSError, SckdError):
+            pass  # a full disk must not stop the stage for a progress figure
+
+    def _beat(self) -> None:
+        while not self._stop.wait(self.every_s):
+            self._write()
+
+    def stop(self, finished: bool) -> None:
+        """Stop the heartbeat; a finished stage's file goes (its marker holds the total), a
+        stage that stops early keeps its time for the next attempt."""
+        self._stop.set()
+        self._thread.join()
+        if finished:
+            self.path.unlink(missing_ok=True)
+        else:
+            self._write()
+
+
 class Pipeline:
-    def __init__(self, out: Path, stages: list[Stage], say: Callable[[str], None] = print) -> None:
+    def __init__(self, out: Path, stages: list[Stage], say: Callable[[str], None] = print,
+                 heartbeat_s: float = HEARTBEAT_S) -> None:
+        self.heartbeat_s = heartbeat_s
         names = [s.name for s in stages]
         if len(set(names)) != len(names):
             raise ValueError(f"duplicate stage names in {names}")
@@ -233,21 +287,30 @@ class Pipeline:
                 eta = (f" (about {fmt_duration(self._scale(spent, stage) * stage.estimate_s)}; "
                        f"{fmt_duration(left)} left in all)") if stage.estimate_s else ""
                 self.say(f"{head}{eta}")
-                t0 = time.perf_counter()
-                info = stage.run() or {}
-                dt = time.perf_counter() - t0
-                missing = [str(p) for p in stage.outputs if not p.exists()]
-                if missing:
-                    raise SckdError(f"{missing[0]}: stage '{stage.name}' finished without writing it")
-                self._write_marker(stage, dt, info)
+                self.marker_dir.mkdir(parents=True, exist_ok=True)
+                clock = _StageClock(self.marker_dir / f"{stage.name}.spent.json", self.heartbeat_s)
+                finished = False
+                try:
+                    t0 = time.perf_counter()
+                    info = stage.run() or {}
+                    dt = time.perf_counter() - t0
+                    missing = [str(p) for p in stage.outputs if not p.exists()]
+                    if missing:
+                        raise SckdError(f"{missing[0]}: stage '{stage.name}' finished without writing it")
+                    self._write_marker(stage, clock.earlier + dt, info)
+                    finished = True
+                finally:
+                    clock.stop(finished)
             finally:
                 release()
-            records[stage.name] = StageRecord(stage.name, dt, False, info)
+            records[stage.name] = StageRecord(stage.name, clock.earlier + dt, False, info)
             if stage.estimate_s and stage.group:
                 acc = spent.setdefault(stage.group, [0.0, 0.0])
                 acc[0] += stage.estimate_s
                 acc[1] += dt
-            self.say(f"      {stage.name} done in {fmt_duration(dt)}")
+            earlier = (f" ({fmt_duration(clock.earlier + dt)} with the earlier, cut-off attempts)"
+                       if clock.earlier > 0 else "")
+            self.say(f"      {stage.name} done in {fmt_duration(dt)}{earlier}")
         records_in_order = [records[s.name] for s in self.stages]
         rss, child = peak_memory_mb()
         return PipelineResult(records_in_order, time.perf_counter() - t_start, rss, child)
