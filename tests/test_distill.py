@@ -354,7 +354,25 @@ def test_pseudo_label_report_counts_what_the_distiller_would_keep(world, cli, tm
         n_gt = sum(int((ds.load(i).labels == c).sum()) for i in range(len(ds)))
         assert rep.errors[name][-1]["gt"] == n_gt and rep.errors[name][-1]["range_m"] == [0, None]
         assert f"{name[:12]:<12} all         {n_gt:7d}" in out
+        assert rep.labeled[c] == n_gt and f"{name} {n_gt}" in out.split("labeled objects: ")[1].splitlines()[0]
+        x0, y0, _, x1, y1, _ = texp.dataset.point_cloud_range
+        far = sum(sum(1 for b in ds.load(i).boxes[ds.load(i).labels == c] if not (x0 <= b[0] < x1 and y0 <= b[1] < y1))
+                  for i in range(len(ds)))
+        assert rep.outside_range[c] == far
     assert cli("pseudo-labels", ckpt, "--data", tree.root, "--sigmas", "0.3,1.5") == 2
+
+
+def test_labeled_objects_outside_the_range_are_the_ones_no_anchor_reaches():
+    """The recall denominator's caveat: a box centred beyond the x / y extent of
+    point_cloud_range (either edge, the upper one exclusive like the voxel grid) is flagged."""
+    from sckd.experiment.pseudo_stats import centre_outside
+
+    pc = [0.0, -40.0, -3.0, 80.0, 40.0, 3.0]
+    boxes = np.array([[10.0, 0.0, 0, 4, 2, 1.5, 0], [85.0, 0.0, 0, 4, 2, 1.5, 0], [40.0, -41.0, 0, 4, 2, 1.5, 0],
+                      [80.0, 5.0, 0, 4, 2, 1.5, 0], [79.9, 39.9, 0, 4, 2, 1.5, 0], [-0.5, 0.0, 0, 4, 2, 1.5, 0],
+                      [30.0, 0.0, 9.0, 4, 2, 1.5, 0]])  # the last one above the z range: x / y decide
+    assert centre_outside(boxes, pc).tolist() == [False, True, True, True, False, True, False]
+    assert centre_outside(np.zeros((0, 7)), pc).tolist() == []
 
 
 def _conv_by_hand(x, conv):

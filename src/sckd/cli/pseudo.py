@@ -75,6 +75,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"{r['sigma']:5.2f}  {r['boxes_per_frame']:11.1f} | {cells}")
     print(f"best F1 per class: distill.ssod.sigma=[{', '.join(f'{s:g}' for s in rep.best_f1_sigma)}]  "
           f"({', '.join(rep.classes)})")
+    print("labeled objects: " + ", ".join(f"{c} {n}" + (f" ({o} centred outside dataset.point_cloud_range: no anchor "
+                                                       "reaches them, each counted as a miss)" if o else "")
+                                          for c, n, o in zip(rep.classes, rep.labeled, rep.outside_range)))
     if args.errors is not None:
         print("\n" + "\n".join(error_lines(rep.errors, args.errors)))
     return 0

@@ -34,6 +34,18 @@ class PseudoLabelReport:
     errors_sigma: float | None = None
     errors: dict[str, list[dict]] = field(default_factory=dict)
     """Class -> :func:`sckd.eval.localization.by_range` rows for the boxes above ``errors_sigma``."""
+    labeled: list[int] = field(default_factory=list)
+    """Per class: labeled objects on the split (recall's denominator)."""
+    outside_range: list[int] = field(default_factory=list)
+    """Per class: of those, the ones centred outside ``dataset.point_cloud_range`` in x / y, which no
+    anchor reaches: misses whatever the teacher, kept in the denominator as the metric keeps them."""
+
+
+def centre_outside(boxes: np.ndarray, pc_range: list[float]) -> np.ndarray:
+    """Per box (x, y, z, ...): its centre lies outside the x / y extent of ``pc_range``
+    ([x0, y0, z0, x1, y1, z1]), where the detector has no anchor."""
+    x, y = boxes[:, 0], boxes[:, 1]
+    return (x < pc_range[0]) | (x >= pc_range[3]) | (y < pc_range[1]) | (y >= pc_range[4])
 
 
 def range_edges(bins: list[list[float]] | None) -> list[float]:
@@ -64,12 +76,15 @@ def pseudo_label_quality(path: str | Path, sigmas: list[float], *, data: str | N
     scores, labels, tps = [], [], []
     errs: list[list[GTErrors]] = [[] for _ in names]
     gt_count = np.zeros(len(names), dtype=np.int64)
+    gt_outside = np.zeros(len(names), dtype=np.int64)
+    pc_range = [float(v) for v in exp.dataset.point_cloud_range]
     index = {fid: i for i, fid in enumerate(dataset.frame_ids)}
     for fid, d in zip(ids, dets):
         f = dataset.load(index[fid])
         keep = f.labels >= 0
         gt_b, gt_l = f.boxes[keep], f.labels[keep]
         gt_count += np.bincount(gt_l, minlength=len(names))[:len(names)]
+        gt_outside += np.bincount(gt_l[centre_outside(gt_b, pc_range)], minlength=len(names))[:len(names)]
         b, s, lab = d.boxes.numpy(), d.scores.numpy(), d.labels.numpy().astype(np.int64)
         tps.append(match_frame(b, s, lab, gt_b, gt_l, thr))
         scores.append(s)
@@ -79,7 +94,8 @@ def pseudo_label_quality(path: str | Path, sigmas: list[float], *, data: str | N
                 errs[c].append(nearest_box_errors(b[(lab == c) & (s > errors_sigma)], gt_b[gt_l == c]))
     m = MatchedBoxes(np.concatenate(scores), np.concatenate(labels), np.concatenate(tps), gt_count)
     rows = precision_recall(m, sorted(sigmas), len(dataset))
-    report = PseudoLabelReport(names, rows, best_f1_sigma(rows, len(names)), len(dataset), errors_sigma)
+    report = PseudoLabelReport(names, rows, best_f1_sigma(rows, len(names)), len(dataset), errors_sigma,
+                               labeled=gt_count.tolist(), outside_range=gt_outside.tolist())
     if errors_sigma is not None:
         edges = range_edges(exp.eval.range_bins)
         report.errors = {n: by_range(GTErrors.concat(errs[c]), edges, thr[c]) for c, n in enumerate(names)}

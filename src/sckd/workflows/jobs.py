@@ -290,7 +290,8 @@ class JobSet:
             self.pseudo_file(job.key).parent.mkdir(parents=True, exist_ok=True)
             write_text_atomic(self.pseudo_file(job.key), json.dumps(
                 {"split": split, "frames": r.frames, "classes": r.classes, "rows": r.rows,
-                 "best_f1_sigma": r.best_f1_sigma, "errors_sigma": r.errors_sigma, "errors": r.errors},
+                 "best_f1_sigma": r.best_f1_sigma, "errors_sigma": r.errors_sigma, "errors": r.errors,
+                 "labeled": r.labeled, "outside_range": r.outside_range},
                 indent=1), "result")
             return {"frames": r.frames}
 
