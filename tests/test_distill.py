@@ -360,6 +360,14 @@ def test_pseudo_label_report_counts_what_the_distiller_would_keep(world, cli, tm
                   for i in range(len(ds)))
         assert rep.outside_range[c] == far
     assert cli("pseudo-labels", ckpt, "--data", tree.root, "--sigmas", "0.3,1.5") == 2
+    # --set reaches the stored config (as in sckd predict): 'train' read from the val list
+    n_val = len(RadarDataset(texp.dataset, "val", labeled=True))
+    assert n_val != 5
+    other = pseudo_label_quality(ckpt, sigmas, data=str(tree.root), split="train",
+                                 overrides=[f"dataset.splits.train={texp.dataset.splits['val']}"])
+    assert other.frames == n_val
+    assert cli("pseudo-labels", ckpt, "--data", tree.root, "--set", "eval.no_such_key=1") == 2
+    assert "no_such_key" in capsys.readouterr().err
 
 
 def test_labeled_objects_outside_the_range_are_the_ones_no_anchor_reaches():

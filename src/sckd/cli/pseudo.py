@@ -35,6 +35,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--every", type=positive_int, default=1, metavar="N", help="use every N-th frame")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     p.add_argument("--workers", type=non_negative_int, default=0)
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
+                   help="override the stored config, e.g. --set dataset.astyx.fold=1 (as sckd predict)")
     p.set_defaults(func=run)
 
 
@@ -67,7 +69,8 @@ def run(args: argparse.Namespace) -> int:
     from sckd.experiment.pseudo_stats import pseudo_label_quality
 
     rep = pseudo_label_quality(args.checkpoint, args.sigmas, data=args.data, split=args.split, every=args.every,
-                               device=args.device, workers=args.workers, errors_sigma=args.errors)
+                               device=args.device, workers=args.workers, errors_sigma=args.errors,
+                               overrides=args.overrides)
     print(f"teacher pseudo-labels on {rep.frames} frames of '{args.split}' (precision / recall per class)")
     print("sigma  boxes/frame | " + " | ".join(f"{c[:10]:>13}" for c in rep.classes))
     for r in rep.rows:

@@ -56,12 +56,13 @@ def range_edges(bins: list[list[float]] | None) -> list[float]:
 
 def pseudo_label_quality(path: str | Path, sigmas: list[float], *, data: str | None = None,
                          split: str = "train", every: int = 1, device: str = "auto",
-                         workers: int = 0, errors_sigma: float | None = None) -> PseudoLabelReport:
+                         workers: int = 0, errors_sigma: float | None = None,
+                         overrides: list[str] | None = None) -> PseudoLabelReport:
     if not sigmas or not all(0.0 <= s < 1.0 for s in sigmas):
         raise SckdError(f"--sigmas: values must be in [0, 1), got {sigmas}")
     if errors_sigma is not None and not 0.0 <= errors_sigma < 1.0:
         raise SckdError(f"--errors: sigma must be in [0, 1), got {errors_sigma}")
-    exp, model = load_trained_model(path, data)
+    exp, model = load_trained_model(path, data, overrides)
     model.post.score_threshold = min(sigmas + ([errors_sigma] if errors_sigma is not None else []))
     env = DistEnv(device=resolve_device(device))
     model.to(env.device)
