@@ -350,6 +350,16 @@ def test_pseudo_label_report_counts_what_the_distiller_would_keep(world, cli, tm
     out = capsys.readouterr().out
     assert "best F1 per class: distill.ssod.sigma=[" in out and "where the boxes above sigma 0.3 miss" in out
     rep = pseudo_label_quality(ckpt, sigmas, data=str(tree.root), split="train", errors_sigma=0.3)
+    assert "what the boxes above sigma 0.3 lie on" in out
+    total = 0
+    for c, name in enumerate(names):  # the fates cover every box above 0.3; matches agree with precision
+        f = {r["fate"]: r for r in rep.fates[name]}
+        kept = sum(r["boxes"] for r in rep.fates[name])
+        prec = rep.rows[0]["precision"][c]
+        assert f["match"]["boxes"] == (0 if prec != prec else round(prec * kept))
+        assert all(r["in_image"] != r["in_image"] or 0 <= r["in_image"] <= 1 for r in rep.fates[name])
+        total += kept
+    assert total == round(rep.rows[0]["boxes_per_frame"] * n) > 0
     for c, name in enumerate(names):  # every labeled object counted once, in the 'all' row
         n_gt = sum(int((ds.load(i).labels == c).sum()) for i in range(len(ds)))
         assert rep.errors[name][-1]["gt"] == n_gt and rep.errors[name][-1]["range_m"] == [0, None]
@@ -359,6 +369,11 @@ def test_pseudo_label_report_counts_what_the_distiller_would_keep(world, cli, tm
         far = sum(sum(1 for b in ds.load(i).boxes[ds.load(i).labels == c] if not (x0 <= b[0] < x1 and y0 <= b[1] < y1))
                   for i in range(len(ds)))
         assert rep.outside_range[c] == far
+        # a synthetic world has one (rectified) camera: the dataset's own FoV filter says the same
+        from sckd.data.dataset import fov_mask
+        seen = sum(int(fov_mask(ds.load(i).boxes[ds.load(i).labels == c], ds.load(i).calib, texp.dataset.image_size).sum())
+                   for i in range(len(ds)))
+        assert n_gt == 0 or rep.labeled_in_image[c] == pytest.approx(seen / n_gt)
     assert cli("pseudo-labels", ckpt, "--data", tree.root, "--sigmas", "0.3,1.5") == 2
     # --set reaches the stored config (as in sckd predict): 'train' read from the val list
     n_val = len(RadarDataset(texp.dataset, "val", labeled=True))

@@ -56,3 +56,27 @@ def test_by_range_shares_and_medians_by_hand():
     assert mid["gt"] == 1 and mid["bev_ok"] == 1.0 and mid["3d_ok"] == 0.0 and mid["turned"] == 1.0
     assert far["gt"] == 1 and far["found"] == 0.0 and math.isnan(far["centre_error_m"])  # 0.05 is not found
     assert all_["gt"] == 5 and all_["found"] == pytest.approx(3 / 5) and all_["abs_dz_m"] == pytest.approx(0.2)
+
+
+def test_what_each_box_lies_on_by_hand():
+    """box_fates: the greedy matching's TP flag first, then a labeled box of its own class
+    (BEV IoU > 0.1, however off), then one of any other class, else nothing; overlaps worked
+    out by hand on 4 x 2 m boxes."""
+    from sckd.eval.localization import FATES, box_fates
+
+    truck = [30.0, 0.0, 0.0, 4.0, 2.0, 1.5, 0.0]
+    dets = np.array([GT,                                  # the match
+                     [10.5, 0, 0, 4, 2, 1.5, 0],           # a second box on the matched car: BEV IoU 7/9
+                     [13.5, 0, 0, 4, 2, 1.5, 0],           # 0.5 m of 4 shared: BEV IoU 1/15 < 0.1 -> nothing
+                     [13.0, 0, 0, 4, 2, 1.5, 0],           # 1 m of 4 shared: BEV IoU 1/7 > 0.1 -> off
+                     [31.0, 0, 0, 4, 2, 1.5, 0],           # on the truck (3/5 BEV)
+                     [60.0, 0, 0, 4, 2, 1.5, 0]])          # on nothing
+    tp = np.array([True, False, False, False, False, False])
+    fate = box_fates(dets, tp, np.array([GT]), np.array([truck]))
+    assert [FATES[i] for i in fate] == ["match", "on its class, off", "on no labeled object", "on its class, off",
+                                        "on another class", "on no labeled object"]
+    # a box on both its own class and another is counted on its own class
+    both = box_fates(np.array([[11.0, 0, 0, 4, 2, 1.5, 0]]), np.array([False]), np.array([GT]), np.array([GT]))
+    assert both.tolist() == [1]
+    assert box_fates(np.zeros((0, 7)), np.zeros(0, bool), np.array([GT]), np.zeros((0, 7))).tolist() == []
+    assert box_fates(dets[:1], np.array([False]), np.zeros((0, 7)), np.zeros((0, 7))).tolist() == [3]

@@ -65,6 +65,21 @@ def error_lines(errors: dict[str, list[dict]], sigma: float) -> list[str]:
     return out
 
 
+def fate_lines(fates: dict[str, list[dict]], sigma: float) -> list[str]:
+    """The precision side of ``--errors``: what each box above sigma lies on."""
+    out = [f"what the boxes above sigma {sigma:g} lie on (per box):",
+           "class        lies on                  boxes  share  median range  centre in image"]
+    for name, rows in fates.items():
+        for r in rows:
+            rng = "      -" if math.isnan(r["median_range_m"]) else f"{r['median_range_m']:5.1f} m"
+            out.append(f"{name[:12]:<12} {r['fate']:<22} {r['boxes']:6d}   {_share(r['share'])}       {rng}             "
+                       f"{_share(r['in_image'])}")
+    out.append("match: 3D IoU above the class's threshold (greedy by score, as precision counts it); on its class, "
+               "off: BEV IoU > 0.1 with a box of its class (misplaced, or a second box); on another class: "
+               "a labeled box of any other class, evaluated or not")
+    return out
+
+
 def run(args: argparse.Namespace) -> int:
     from sckd.experiment.pseudo_stats import pseudo_label_quality
 
@@ -78,9 +93,14 @@ def run(args: argparse.Namespace) -> int:
         print(f"{r['sigma']:5.2f}  {r['boxes_per_frame']:11.1f} | {cells}")
     print(f"best F1 per class: distill.ssod.sigma=[{', '.join(f'{s:g}' for s in rep.best_f1_sigma)}]  "
           f"({', '.join(rep.classes)})")
-    print("labeled objects: " + ", ".join(f"{c} {n}" + (f" ({o} centred outside dataset.point_cloud_range: no anchor "
-                                                       "reaches them, each counted as a miss)" if o else "")
-                                          for c, n, o in zip(rep.classes, rep.labeled, rep.outside_range)))
+    def about(n: int, o: int, img: float) -> str:
+        notes = ([] if math.isnan(img) else [f"{img:.2f} centred in the camera image"]) + (
+            [f"{o} centred outside dataset.point_cloud_range: no anchor reaches them, each counted as a miss"] if o else [])
+        return f"{n}" + (f" ({'; '.join(notes)})" if notes else "")
+
+    print("labeled objects: " + ", ".join(f"{c} {about(n, o, img)}" for c, n, o, img in
+                                          zip(rep.classes, rep.labeled, rep.outside_range, rep.labeled_in_image)))
     if args.errors is not None:
         print("\n" + "\n".join(error_lines(rep.errors, args.errors)))
+        print("\n" + "\n".join(fate_lines(rep.fates, args.errors)))
     return 0

@@ -94,3 +94,24 @@ def by_range(e: GTErrors, edges: list[float], iou: float = 0.5) -> list[dict]:
                      "turned": share(found.heading_error_rad > TURNED_RAD),
                      "abs_dz_m": median(np.abs(found.dz_m))})
     return rows
+
+
+FATES = ("match", "on its class, off", "on another class", "on no labeled object")
+"""What a detection above the threshold lies on (:func:`box_fates`), in this order."""
+
+
+def box_fates(boxes: np.ndarray, tp: np.ndarray, gt_same: np.ndarray, gt_other: np.ndarray) -> np.ndarray:
+    """Per detection of one class and frame, an index into :data:`FATES`: a match (``tp``, as
+    the greedy 3D-IoU matching found it); else on a labeled box of its own class (BEV IoU >
+    ``FOUND_BEV_IOU``: misplaced, turned, or a second box on a matched one); else on a labeled
+    box of any other class (``gt_other``: evaluated or not, e.g. a Truck); else on nothing."""
+    boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 7)
+    fate = np.full(len(boxes), 3, dtype=np.int64)
+    if len(boxes) == 0:
+        return fate
+    for k, gt in ((2, gt_other), (1, gt_same)):  # the own class wins over another on overlap
+        gt = np.asarray(gt, dtype=np.float64).reshape(-1, 7)
+        if len(gt):
+            fate[iou_bev(boxes, gt).max(axis=1) > FOUND_BEV_IOU] = k
+    fate[np.asarray(tp, dtype=bool)] = 0
+    return fate

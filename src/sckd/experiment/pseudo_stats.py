@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from sckd.data.calib import Calib
 from sckd.data.dataset import RadarDataset, collate
 from sckd.distill.pl_quality import (
     MatchedBoxes,
@@ -20,7 +21,7 @@ from sckd.distill.pl_quality import (
 from sckd.engine.distributed import DistEnv, resolve_device
 from sckd.engine.validation import run_predictions
 from sckd.errors import SckdError
-from sckd.eval.localization import GTErrors, by_range, nearest_box_errors
+from sckd.eval.localization import FATES, GTErrors, box_fates, by_range, nearest_box_errors
 from sckd.experiment.predict import load_trained_model
 
 
@@ -34,8 +35,14 @@ class PseudoLabelReport:
     errors_sigma: float | None = None
     errors: dict[str, list[dict]] = field(default_factory=dict)
     """Class -> :func:`sckd.eval.localization.by_range` rows for the boxes above ``errors_sigma``."""
+    fates: dict[str, list[dict]] = field(default_factory=dict)
+    """Class -> one row per :data:`sckd.eval.localization.FATES` entry for the boxes above
+    ``errors_sigma``: ``fate``, ``boxes``, ``share``, ``median_range_m``, ``in_image`` (share of
+    box centres inside the camera image; NaN without a calibration)."""
     labeled: list[int] = field(default_factory=list)
     """Per class: labeled objects on the split (recall's denominator)."""
+    labeled_in_image: list[float] = field(default_factory=list)
+    """Per class: share of the labeled objects centred inside the camera image (NaN without calib)."""
     outside_range: list[int] = field(default_factory=list)
     """Per class: of those, the ones centred outside ``dataset.point_cloud_range`` in x / y, which no
     anchor reaches: misses whatever the teacher, kept in the denominator as the metric keeps them."""
@@ -46,6 +53,28 @@ def centre_outside(boxes: np.ndarray, pc_range: list[float]) -> np.ndarray:
     ([x0, y0, z0, x1, y1, z1]), where the detector has no anchor."""
     x, y = boxes[:, 0], boxes[:, 1]
     return (x < pc_range[0]) | (x >= pc_range[3]) | (y < pc_range[1]) | (y >= pc_range[4])
+
+
+def in_camera_image(points: np.ndarray, calib: Calib, image_size: list[int]) -> np.ndarray:
+    """(N,) bool: radar-frame points in front of the real camera and inside its image (the
+    camera the labels were drawn in; Astyx's, not the levelled frame's rectified one)."""
+    uv, depth = calib.project_image(calib.radar_to_image_cam(np.asarray(points, dtype=np.float64)[:, :3]))
+    w, h = image_size
+    with np.errstate(invalid="ignore"):
+        return (depth > 0) & (uv[:, 0] >= 0) & (uv[:, 0] < w) & (uv[:, 1] >= 0) & (uv[:, 1] < h)
+
+
+def fate_rows(rows: np.ndarray) -> list[dict]:
+    """(N, 3) rows of (fate index, ground range, in image 0/1/NaN) -> one dict per fate."""
+    n = len(rows)
+    out = []
+    for i, name in enumerate(FATES):
+        r = rows[rows[:, 0] == i]
+        img = r[:, 2][~np.isnan(r[:, 2])]
+        out.append({"fate": name, "boxes": len(r), "share": len(r) / n if n else math.nan,
+                    "median_range_m": float(np.median(r[:, 1])) if len(r) else math.nan,
+                    "in_image": float(img.mean()) if len(img) else math.nan})
+    return out
 
 
 def range_edges(bins: list[list[float]] | None) -> list[float]:
@@ -76,8 +105,11 @@ def pseudo_label_quality(path: str | Path, sigmas: list[float], *, data: str | N
     thr = [exp.eval.iou_thresholds.get(n, 0.5) for n in names]
     scores, labels, tps = [], [], []
     errs: list[list[GTErrors]] = [[] for _ in names]
+    fates: list[list[np.ndarray]] = [[] for _ in names]  # per class: rows of (fate, range, in image)
     gt_count = np.zeros(len(names), dtype=np.int64)
     gt_outside = np.zeros(len(names), dtype=np.int64)
+    gt_in_image = np.zeros(len(names), dtype=np.int64)
+    gt_calibrated = np.zeros(len(names), dtype=np.int64)
     pc_range = [float(v) for v in exp.dataset.point_cloud_range]
     index = {fid: i for i, fid in enumerate(dataset.frame_ids)}
     for fid, d in zip(ids, dets):
@@ -86,18 +118,32 @@ def pseudo_label_quality(path: str | Path, sigmas: list[float], *, data: str | N
         gt_b, gt_l = f.boxes[keep], f.labels[keep]
         gt_count += np.bincount(gt_l, minlength=len(names))[:len(names)]
         gt_outside += np.bincount(gt_l[centre_outside(gt_b, pc_range)], minlength=len(names))[:len(names)]
+        if f.calib is not None:
+            gt_calibrated += np.bincount(gt_l, minlength=len(names))[:len(names)]
+            seen = in_camera_image(gt_b[:, :3], f.calib, exp.dataset.image_size)
+            gt_in_image += np.bincount(gt_l[seen], minlength=len(names))[:len(names)]
         b, s, lab = d.boxes.numpy(), d.scores.numpy(), d.labels.numpy().astype(np.int64)
         tps.append(match_frame(b, s, lab, gt_b, gt_l, thr))
         scores.append(s)
         labels.append(lab)
         if errors_sigma is not None:
+            inside = (in_camera_image(b[:, :3], f.calib, exp.dataset.image_size).astype(float)
+                      if f.calib is not None else np.full(len(b), np.nan))
+            all_b, all_l = f.boxes, f.labels  # incl. the non-evaluated classes (-1)
             for c in range(len(names)):
-                errs[c].append(nearest_box_errors(b[(lab == c) & (s > errors_sigma)], gt_b[gt_l == c]))
+                k = (lab == c) & (s > errors_sigma)
+                errs[c].append(nearest_box_errors(b[k], gt_b[gt_l == c]))
+                fate = box_fates(b[k], tps[-1][k], gt_b[gt_l == c], all_b[all_l != c])
+                fates[c].append(np.stack([fate, np.hypot(b[k, 0], b[k, 1]), inside[k]], axis=1))
     m = MatchedBoxes(np.concatenate(scores), np.concatenate(labels), np.concatenate(tps), gt_count)
     rows = precision_recall(m, sorted(sigmas), len(dataset))
     report = PseudoLabelReport(names, rows, best_f1_sigma(rows, len(names)), len(dataset), errors_sigma,
-                               labeled=gt_count.tolist(), outside_range=gt_outside.tolist())
+                               labeled=gt_count.tolist(), outside_range=gt_outside.tolist(),
+                               labeled_in_image=[float(a / b) if b else math.nan
+                                                 for a, b in zip(gt_in_image, gt_calibrated)])
     if errors_sigma is not None:
         edges = range_edges(exp.eval.range_bins)
         report.errors = {n: by_range(GTErrors.concat(errs[c]), edges, thr[c]) for c, n in enumerate(names)}
+        report.fates = {n: fate_rows(np.concatenate(fates[c]) if fates[c] else np.zeros((0, 3)))
+                        for c, n in enumerate(names)}
     return report

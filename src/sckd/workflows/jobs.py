@@ -291,7 +291,8 @@ class JobSet:
             write_text_atomic(self.pseudo_file(job.key), json.dumps(
                 {"split": split, "frames": r.frames, "classes": r.classes, "rows": r.rows,
                  "best_f1_sigma": r.best_f1_sigma, "errors_sigma": r.errors_sigma, "errors": r.errors,
-                 "labeled": r.labeled, "outside_range": r.outside_range},
+                 "fates": r.fates, "labeled": r.labeled, "outside_range": r.outside_range,
+                 "labeled_in_image": r.labeled_in_image},
                 indent=1), "result")
             return {"frames": r.frames}
 
