@@ -93,6 +93,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"{r['sigma']:5.2f}  {r['boxes_per_frame']:11.1f} | {cells}")
     print(f"best F1 per class: distill.ssod.sigma=[{', '.join(f'{s:g}' for s in rep.best_f1_sigma)}]  "
           f"({', '.join(rep.classes)})")
+
     def about(n: int, o: int, img: float) -> str:
         notes = ([] if math.isnan(img) else [f"{img:.2f} centred in the camera image"]) + (
             [f"{o} centred outside dataset.point_cloud_range: no anchor reaches them, each counted as a miss"] if o else [])
