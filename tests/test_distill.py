@@ -6,7 +6,7 @@ import torch
 import yaml
 from helpers.vod_tree import make_vod_tree
 
-from sckd.data.dataset import RadarDataset, collate
+from sckd.data.dataset import RadarDataset, collate, fov_mask
 from sckd.data.types import Detections
 from sckd.distill.adapters import FusedAdapters
 from sckd.distill.config import DistillConfig
@@ -360,19 +360,17 @@ def test_pseudo_label_report_counts_what_the_distiller_would_keep(world, cli, tm
         assert all(r["in_image"] != r["in_image"] or 0 <= r["in_image"] <= 1 for r in rep.fates[name])
         total += kept
     assert total == round(rep.rows[0]["boxes_per_frame"] * n) > 0
+    frames = [ds.load(i) for i in range(len(ds))]
     for c, name in enumerate(names):  # every labeled object counted once, in the 'all' row
-        n_gt = sum(int((ds.load(i).labels == c).sum()) for i in range(len(ds)))
+        n_gt = sum(int((f.labels == c).sum()) for f in frames)
         assert rep.errors[name][-1]["gt"] == n_gt and rep.errors[name][-1]["range_m"] == [0, None]
         assert f"{name[:12]:<12} all         {n_gt:7d}" in out
         assert rep.labeled[c] == n_gt and f"{name} {n_gt}" in out.split("labeled objects: ")[1].splitlines()[0]
         x0, y0, _, x1, y1, _ = texp.dataset.point_cloud_range
-        far = sum(sum(1 for b in ds.load(i).boxes[ds.load(i).labels == c] if not (x0 <= b[0] < x1 and y0 <= b[1] < y1))
-                  for i in range(len(ds)))
+        far = sum(sum(1 for b in f.boxes[f.labels == c] if not (x0 <= b[0] < x1 and y0 <= b[1] < y1)) for f in frames)
         assert rep.outside_range[c] == far
         # a synthetic world has one (rectified) camera: the dataset's own FoV filter says the same
-        from sckd.data.dataset import fov_mask
-        seen = sum(int(fov_mask(ds.load(i).boxes[ds.load(i).labels == c], ds.load(i).calib, texp.dataset.image_size).sum())
-                   for i in range(len(ds)))
+        seen = sum(int(fov_mask(f.boxes[f.labels == c], f.calib, texp.dataset.image_size).sum()) for f in frames)
         assert n_gt == 0 or rep.labeled_in_image[c] == pytest.approx(seen / n_gt)
     assert cli("pseudo-labels", ckpt, "--data", tree.root, "--sigmas", "0.3,1.5") == 2
     # --set reaches the stored config (as in sckd predict): 'train' read from the val list

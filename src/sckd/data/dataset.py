@@ -30,17 +30,29 @@ from sckd.data.splits import check_frames_exist, list_split
 from sckd.data.types import Batch, Frame
 from sckd.errors import SckdError, warnings
 
-__all__ = ["RadarDataset", "collate", "list_split", "fov_mask"]
+__all__ = ["RadarDataset", "collate", "list_split", "fov_mask", "image_mask"]
+
+
+def _inside_image(uv: np.ndarray, depth: np.ndarray, image_size: list[int] | tuple[int, int]) -> np.ndarray:
+    W, H = image_size
+    with np.errstate(invalid="ignore"):
+        return (depth > 0) & (uv[:, 0] >= 0) & (uv[:, 0] < W) & (uv[:, 1] >= 0) & (uv[:, 1] < H)
 
 
 def fov_mask(points_radar: np.ndarray, calib: Calib, image_size: list[int] | tuple[int, int]) -> np.ndarray:
     """(N,) bool: radar-frame points in front of the camera that project inside the image."""
     if len(points_radar) == 0:
         return np.zeros((0,), dtype=bool)
-    uv, depth = calib.project_rect(calib.radar_to_rect(points_radar[:, :3].astype(np.float64)))
-    W, H = image_size
-    with np.errstate(invalid="ignore"):
-        return (depth > 0) & (uv[:, 0] >= 0) & (uv[:, 0] < W) & (uv[:, 1] >= 0) & (uv[:, 1] < H)
+    return _inside_image(*calib.project_rect(calib.radar_to_rect(points_radar[:, :3].astype(np.float64))), image_size)
+
+
+def image_mask(points_radar: np.ndarray, calib: Calib, image_size: list[int] | tuple[int, int]) -> np.ndarray:
+    """As :func:`fov_mask`, through the real camera the labels were drawn in (Astyx's, not the
+    levelled frame's rectified one; the same camera where a set has only one)."""
+    if len(points_radar) == 0:
+        return np.zeros((0,), dtype=bool)
+    return _inside_image(*calib.project_image(calib.radar_to_image_cam(points_radar[:, :3].astype(np.float64))),
+                         image_size)
 
 
 class RadarDataset(Dataset):

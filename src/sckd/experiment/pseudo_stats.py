@@ -10,8 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sckd.data.calib import Calib
-from sckd.data.dataset import RadarDataset, collate
+from sckd.data.dataset import RadarDataset, collate, image_mask
 from sckd.distill.pl_quality import (
     MatchedBoxes,
     best_f1_sigma,
@@ -53,15 +52,6 @@ def centre_outside(boxes: np.ndarray, pc_range: list[float]) -> np.ndarray:
     ([x0, y0, z0, x1, y1, z1]), where the detector has no anchor."""
     x, y = boxes[:, 0], boxes[:, 1]
     return (x < pc_range[0]) | (x >= pc_range[3]) | (y < pc_range[1]) | (y >= pc_range[4])
-
-
-def in_camera_image(points: np.ndarray, calib: Calib, image_size: list[int]) -> np.ndarray:
-    """(N,) bool: radar-frame points in front of the real camera and inside its image (the
-    camera the labels were drawn in; Astyx's, not the levelled frame's rectified one)."""
-    uv, depth = calib.project_image(calib.radar_to_image_cam(np.asarray(points, dtype=np.float64)[:, :3]))
-    w, h = image_size
-    with np.errstate(invalid="ignore"):
-        return (depth > 0) & (uv[:, 0] >= 0) & (uv[:, 0] < w) & (uv[:, 1] >= 0) & (uv[:, 1] < h)
 
 
 def fate_rows(rows: np.ndarray) -> list[dict]:
@@ -120,14 +110,14 @@ def pseudo_label_quality(path: str | Path, sigmas: list[float], *, data: str | N
         gt_outside += np.bincount(gt_l[centre_outside(gt_b, pc_range)], minlength=len(names))[:len(names)]
         if f.calib is not None:
             gt_calibrated += np.bincount(gt_l, minlength=len(names))[:len(names)]
-            seen = in_camera_image(gt_b[:, :3], f.calib, exp.dataset.image_size)
+            seen = image_mask(gt_b[:, :3], f.calib, exp.dataset.image_size)
             gt_in_image += np.bincount(gt_l[seen], minlength=len(names))[:len(names)]
         b, s, lab = d.boxes.numpy(), d.scores.numpy(), d.labels.numpy().astype(np.int64)
         tps.append(match_frame(b, s, lab, gt_b, gt_l, thr))
         scores.append(s)
         labels.append(lab)
         if errors_sigma is not None:
-            inside = (in_camera_image(b[:, :3], f.calib, exp.dataset.image_size).astype(float)
+            inside = (image_mask(b[:, :3], f.calib, exp.dataset.image_size).astype(float)
                       if f.calib is not None else np.full(len(b), np.nan))
             all_b, all_l = f.boxes, f.labels  # incl. the non-evaluated classes (-1)
             for c in range(len(names)):
