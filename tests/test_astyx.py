@@ -477,8 +477,23 @@ def test_pseudo_label_table_means_each_splits_precision_and_recall():
     cells = [c.strip() for c in row.strip("|").split("|")][1:]
     expect = [[0.5, 0.7], [0.4, 0.6], [0.3, 0.7]]  # best recall at P >= 0.6: sigma 0.5 / sigma 0.1
     assert cells == [f"{statistics.mean(v):.2f} ± {statistics.stdev(v):.2f} (2/3)" for v in expect]
-    assert "| u |" not in md and "AF+RD" in text
+    assert "| u |" not in md and "AF+RD" in text and "LiDAR" not in md  # no by_points measured: no column
     assert format_pseudo_tables([{}, {}], ["t"], {}, "Car", 0.3, 0.6, 2) == ("", "")
+    # with by_points at sigma 0.3: the recall over the objects with a LiDAR point, and the unseen share
+    def lidar(rows):  # (lower edge, objects, recall)
+        return {"Car": {"lidar": [{"points": [lo, None], "objects": n, "recall": rc} for lo, n, rc in rows]}}
+
+    folds[0]["t"].update(errors_sigma=0.3, by_points=lidar([(0, 4, 0.25), (1, 3, 0.5), (5, 3, 1.0), (20, 0, nan)]))
+    folds[1]["t"].update(errors_sigma=0.3, by_points=lidar([(0, 2, 0.0), (1, 6, 0.5), (5, 0, nan)]))
+    folds[2]["t"] = dict(folds[1]["t"], errors_sigma=0.5)  # measured at another sigma: not read
+    text, md = format_pseudo_tables(folds, ["t"], {"t": "AF+RD"}, "Car", 0.3, 0.6, 3)
+    row = next(line for line in md.splitlines() if line.startswith("| AF+RD |"))
+    cells = [c.strip() for c in row.strip("|").split("|")][1:]
+    seen = [(3 * 0.5 + 3 * 1.0) / 6, 0.5]
+    assert cells[3] == f"{statistics.mean(seen):.2f} ± {statistics.stdev(seen):.2f} (2/3)"
+    assert "recall @0.3, >= 1 LiDAR point in the box |" in md
+    unseen = [4 / 10, 2 / 8]
+    assert f"{statistics.mean(unseen):.2f} ± {statistics.stdev(unseen):.2f} (2/3) of the labeled Car objects" in md
 
 
 def test_pseudo_label_stage_scores_the_folds_own_train_frames(tmp_path, cli, capsys):

@@ -372,6 +372,23 @@ def test_pseudo_label_report_counts_what_the_distiller_would_keep(world, cli, tm
         # a synthetic world has one (rectified) camera: the dataset's own FoV filter says the same
         seen = sum(int(fov_mask(f.boxes[f.labels == c], f.calib, texp.dataset.image_size).sum()) for f in frames)
         assert n_gt == 0 or rep.labeled_in_image[c] == pytest.approx(seen / n_gt)
+        # recall by points inside: every labeled object in one bin per sensor; the bins' recalls
+        # make up the class's recall at 0.3; the empty boxes counted by hand (points turned into the box frame)
+        assert list(rep.by_points[name]) == ["radar", "lidar"]
+        for sensor, rows in rep.by_points[name].items():
+            assert sum(r["objects"] for r in rows) == n_gt
+            found = sum(r["recall"] * r["objects"] for r in rows if r["objects"])
+            assert found == pytest.approx(rep.rows[0]["recall"][c] * n_gt, abs=1e-9)
+            empty = 0
+            for f in frames:
+                pts = f.radar if sensor == "radar" else f.lidar
+                for bx in f.boxes[f.labels == c]:
+                    rot = np.array([[np.cos(bx[6]), np.sin(bx[6])], [-np.sin(bx[6]), np.cos(bx[6])]])
+                    local = (pts[:, :2] - bx[:2]) @ rot.T
+                    inside = ((np.abs(local) <= bx[3:5] / 2).all(axis=1) & (np.abs(pts[:, 2] - bx[2]) <= bx[5] / 2))
+                    empty += not inside.any()
+            assert rows[0]["objects"] == empty
+        assert f"{name[:12]:<12} radar   0" in out and "by the points of each sensor inside the labeled box" in out
     assert cli("pseudo-labels", ckpt, "--data", tree.root, "--sigmas", "0.3,1.5") == 2
     # --set reaches the stored config (as in sckd predict): 'train' read from the val list
     n_val = len(RadarDataset(texp.dataset, "val", labeled=True))

@@ -4,7 +4,14 @@ import math
 
 import numpy as np
 
-from sckd.distill.pl_quality import MatchedBoxes, best_f1_sigma, match_frame, precision_recall
+from sckd.distill.pl_quality import (
+    MatchedBoxes,
+    best_f1_sigma,
+    match_frame,
+    match_pairs,
+    precision_recall,
+    recall_by_points,
+)
 
 
 def _box(x, y, l=4.0, w=2.0, h=1.5):
@@ -28,6 +35,26 @@ def test_match_frame_is_greedy_by_score_one_gt_per_box_and_per_class():
     assert tp.tolist() == [False, True, False, False, True]
     assert match_frame(boxes[:0], scores[:0], labels[:0], gt, gt_l, [0.5, 0.25]).tolist() == []
     assert match_frame(boxes, scores, labels, gt[:0], gt_l[:0], [0.5, 0.25]).tolist() == [False] * 5
+    # per GT: the score of the box that took it (the car at 10 m: none)
+    tp2, gt_score = match_pairs(boxes, scores, labels, gt, gt_l, [0.5, 0.25])
+    assert tp2.tolist() == tp.tolist() and gt_score.tolist() == [0.95, -np.inf, 0.6]
+    # above sigma 0.9 the greedy run over the kept boxes alone matches the same GT: the car at 0 m
+    keep = scores > 0.9
+    assert match_frame(boxes[keep], scores[keep], labels[keep], gt, gt_l, [0.5, 0.25]).sum() == (gt_score > 0.9).sum() == 1
+    assert match_pairs(boxes[:0], scores[:0], labels[:0], gt, gt_l, [0.5, 0.25])[1].tolist() == [-np.inf] * 3
+
+
+def test_recall_by_points_bins_every_object_once():
+    pts = np.array([0, 0, 0, 1, 4, 5, 19, 100, 250])
+    score = np.array([0.9, -np.inf, 0.2, 0.5, 0.31, 0.8, 0.1, 0.7, 0.99])
+    rng = np.array([60.0, 70.0, 80.0, 40.0, 30.0, 20.0, 22.0, 10.0, 5.0])
+    rows = recall_by_points(pts, score, rng, 0.3)
+    assert [r["points"] for r in rows] == [[0, 1], [1, 5], [5, 20], [20, 100], [100, None]]
+    assert [r["objects"] for r in rows] == [3, 2, 2, 0, 2]
+    assert [r["recall"] for r in rows[:3] + rows[4:]] == [1 / 3, 1.0, 0.5, 1.0]
+    assert math.isnan(rows[3]["recall"]) and math.isnan(rows[3]["median_range_m"])
+    assert [r["median_range_m"] for r in rows[:3] + rows[4:]] == [70.0, 35.0, 21.0, 7.5]
+    assert sum(r["share"] for r in rows) == 1.0
 
 
 def test_precision_recall_and_best_f1_by_hand():

@@ -2,7 +2,8 @@
 of the teacher's pseudo-labels against ground truth per class at several sigmas, and the sigma
 with the best F1 per class -- what to put in ``distill.ssod.sigma`` (one value or one per class).
 ``--errors SIGMA``: also, by ground range, how many labeled objects have a box above SIGMA at all,
-how many at the metric's IoU, and how the others are off (centre, heading, height).
+how many at the metric's IoU, and how the others are off (centre, heading, height); what each box
+above SIGMA lies on; and the recall by how many points of each sensor lie inside the labeled box.
 """
 
 from __future__ import annotations
@@ -80,6 +81,23 @@ def fate_lines(fates: dict[str, list[dict]], sigma: float) -> list[str]:
     return out
 
 
+def points_lines(by_points: dict[str, dict[str, list[dict]]], sigma: float) -> list[str]:
+    """Which labeled objects a sensor sees at all: recall by the points inside their box."""
+    out = [f"recall above sigma {sigma:g} by the points of each sensor inside the labeled box (per labeled object):",
+           "class        sensor  points   objects  share  median range  recall"]
+    for name, sensors in by_points.items():
+        for sensor, rows in sensors.items():
+            for r in rows:
+                lo, hi = r["points"]
+                span = f"{lo}" if hi == lo + 1 else (f"{lo}-{hi - 1}" if hi is not None else f">= {lo}")
+                rng = "      -" if math.isnan(r["median_range_m"]) else f"{r['median_range_m']:5.1f} m"
+                out.append(f"{name[:12]:<12} {sensor:<7} {span:<8} {r['objects']:7d}   {_share(r['share'])}       "
+                           f"{rng}    {_share(r['recall'])}")
+    out.append("an object with no point of a sensor inside is invisible to that sensor; the recall of a bin counts "
+               "its objects matched as in the table above")
+    return out
+
+
 def run(args: argparse.Namespace) -> int:
     from sckd.experiment.pseudo_stats import pseudo_label_quality
 
@@ -104,4 +122,5 @@ def run(args: argparse.Namespace) -> int:
     if args.errors is not None:
         print("\n" + "\n".join(error_lines(rep.errors, args.errors)))
         print("\n" + "\n".join(fate_lines(rep.fates, args.errors)))
+        print("\n" + "\n".join(points_lines(rep.by_points, args.errors)))
     return 0

@@ -27,20 +27,53 @@ class MatchedBoxes:
     gt_per_class: np.ndarray
 
 
-def match_frame(boxes: np.ndarray, scores: np.ndarray, labels: np.ndarray, gt_boxes: np.ndarray,
-                gt_labels: np.ndarray, iou_thresholds: list[float]) -> np.ndarray:
-    """TP flag per teacher box of one frame (greedy by score, one GT per box, per class)."""
+def match_pairs(boxes: np.ndarray, scores: np.ndarray, labels: np.ndarray, gt_boxes: np.ndarray,
+                gt_labels: np.ndarray, iou_thresholds: list[float]) -> tuple[np.ndarray, np.ndarray]:
+    """(TP flag per teacher box, per GT box the score of the box matched to it or -inf) of one
+    frame: greedy by score, one GT per box, per class. Boxes are visited by descending score, so
+    the GT boxes matched when only the boxes above sigma are kept are exactly those whose score
+    here is above sigma."""
     tp = np.zeros(len(boxes), dtype=bool)
-    used = np.zeros(len(gt_boxes), dtype=bool)
+    gt_score = np.full(len(gt_boxes), -np.inf)
     if len(boxes) == 0 or len(gt_boxes) == 0:
-        return tp
+        return tp, gt_score
+    used = np.zeros(len(gt_boxes), dtype=bool)
     iou = iou_3d(boxes.astype(np.float64), gt_boxes.astype(np.float64))
     for j in np.argsort(-scores, kind="stable"):
         cand = np.where((gt_labels == labels[j]) & ~used & (iou[j] > iou_thresholds[labels[j]]))[0]
         if len(cand):
             g = cand[np.argmax(iou[j, cand])]
             used[g] = tp[j] = True
-    return tp
+            gt_score[g] = scores[j]
+    return tp, gt_score
+
+
+def match_frame(boxes: np.ndarray, scores: np.ndarray, labels: np.ndarray, gt_boxes: np.ndarray,
+                gt_labels: np.ndarray, iou_thresholds: list[float]) -> np.ndarray:
+    """TP flag per teacher box of one frame (greedy by score, one GT per box, per class)."""
+    return match_pairs(boxes, scores, labels, gt_boxes, gt_labels, iou_thresholds)[0]
+
+
+POINT_EDGES = (0, 1, 5, 20, 100)
+"""Lower edges of the points-inside bins of :func:`recall_by_points` (the last one open)."""
+
+
+def recall_by_points(points: np.ndarray, gt_score: np.ndarray, ground_range: np.ndarray, sigma: float,
+                     edges: tuple[int, ...] = POINT_EDGES) -> list[dict]:
+    """Labeled objects binned by how many points of one sensor lie inside their box: per bin
+    ``points`` ([lo, hi) with hi None for the last), ``objects``, ``share`` of all, ``median_range_m``
+    and ``recall`` (matched by a box scored above ``sigma``; NaN for an empty bin) -- which
+    objects a teacher could find at all: one with no point of a sensor is invisible to it."""
+    n = len(points)
+    out = []
+    for i, lo in enumerate(edges):
+        hi = edges[i + 1] if i + 1 < len(edges) else None
+        k = (points >= lo) & (points < hi if hi is not None else True)
+        m = int(k.sum())
+        out.append({"points": [lo, hi], "objects": m, "share": m / n if n else float("nan"),
+                    "median_range_m": float(np.median(ground_range[k])) if m else float("nan"),
+                    "recall": float((gt_score[k] > sigma).mean()) if m else float("nan")})
+    return out
 
 
 def precision_recall(m: MatchedBoxes, sigmas: list[float], n_frames: int) -> list[dict]:

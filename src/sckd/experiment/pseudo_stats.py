@@ -14,14 +14,16 @@ from sckd.data.dataset import RadarDataset, collate, image_mask
 from sckd.distill.pl_quality import (
     MatchedBoxes,
     best_f1_sigma,
-    match_frame,
+    match_pairs,
     precision_recall,
+    recall_by_points,
 )
 from sckd.engine.distributed import DistEnv, resolve_device
 from sckd.engine.validation import run_predictions
 from sckd.errors import SckdError
 from sckd.eval.localization import FATES, GTErrors, box_fates, by_range, nearest_box_errors
 from sckd.experiment.predict import load_trained_model
+from sckd.ops.boxes import points_in_boxes
 
 
 @dataclass
@@ -45,6 +47,10 @@ class PseudoLabelReport:
     outside_range: list[int] = field(default_factory=list)
     """Per class: of those, the ones centred outside ``dataset.point_cloud_range`` in x / y, which no
     anchor reaches: misses whatever the teacher, kept in the denominator as the metric keeps them."""
+    by_points: dict[str, dict[str, list[dict]]] = field(default_factory=dict)
+    """Class -> sensor ('radar', 'lidar' when the model reads it) -> :func:`sckd.distill.pl_quality.
+    recall_by_points` rows at ``errors_sigma``: the labeled objects by the points of that sensor
+    inside their box, and the recall of each bin."""
 
 
 def centre_outside(boxes: np.ndarray, pc_range: list[float]) -> np.ndarray:
@@ -96,6 +102,7 @@ def pseudo_label_quality(path: str | Path, sigmas: list[float], *, data: str | N
     scores, labels, tps = [], [], []
     errs: list[list[GTErrors]] = [[] for _ in names]
     fates: list[list[np.ndarray]] = [[] for _ in names]  # per class: rows of (fate, range, in image)
+    seen_by: list[list[np.ndarray]] = [[] for _ in names]  # per class: rows of (gt score, range, radar, lidar)
     gt_count = np.zeros(len(names), dtype=np.int64)
     gt_outside = np.zeros(len(names), dtype=np.int64)
     gt_in_image = np.zeros(len(names), dtype=np.int64)
@@ -113,18 +120,23 @@ def pseudo_label_quality(path: str | Path, sigmas: list[float], *, data: str | N
             seen = image_mask(gt_b[:, :3], f.calib, exp.dataset.image_size)
             gt_in_image += np.bincount(gt_l[seen], minlength=len(names))[:len(names)]
         b, s, lab = d.boxes.numpy(), d.scores.numpy(), d.labels.numpy().astype(np.int64)
-        tps.append(match_frame(b, s, lab, gt_b, gt_l, thr))
+        tp, gt_score = match_pairs(b, s, lab, gt_b, gt_l, thr)
+        tps.append(tp)
         scores.append(s)
         labels.append(lab)
         if errors_sigma is not None:
-            inside = (image_mask(b[:, :3], f.calib, exp.dataset.image_size).astype(float)
-                      if f.calib is not None else np.full(len(b), np.nan))
+            in_image = (image_mask(b[:, :3], f.calib, exp.dataset.image_size).astype(float)
+                        if f.calib is not None else np.full(len(b), np.nan))
             all_b, all_l = f.boxes, f.labels  # incl. the non-evaluated classes (-1)
+            inside = [points_in_boxes(p[:, :3], gt_b).sum(axis=0) if p is not None else np.full(len(gt_b), np.nan)
+                      for p in (f.radar, f.lidar)]
+            per_gt = np.stack([gt_score, np.hypot(gt_b[:, 0], gt_b[:, 1]), *inside], axis=1)
             for c in range(len(names)):
                 k = (lab == c) & (s > errors_sigma)
                 errs[c].append(nearest_box_errors(b[k], gt_b[gt_l == c]))
                 fate = box_fates(b[k], tps[-1][k], gt_b[gt_l == c], all_b[all_l != c])
-                fates[c].append(np.stack([fate, np.hypot(b[k, 0], b[k, 1]), inside[k]], axis=1))
+                fates[c].append(np.stack([fate, np.hypot(b[k, 0], b[k, 1]), in_image[k]], axis=1))
+                seen_by[c].append(per_gt[gt_l == c])
     m = MatchedBoxes(np.concatenate(scores), np.concatenate(labels), np.concatenate(tps), gt_count)
     rows = precision_recall(m, sorted(sigmas), len(dataset))
     report = PseudoLabelReport(names, rows, best_f1_sigma(rows, len(names)), len(dataset), errors_sigma,
@@ -136,4 +148,9 @@ def pseudo_label_quality(path: str | Path, sigmas: list[float], *, data: str | N
         report.errors = {n: by_range(GTErrors.concat(errs[c]), edges, thr[c]) for c, n in enumerate(names)}
         report.fates = {n: fate_rows(np.concatenate(fates[c]) if fates[c] else np.zeros((0, 3)))
                         for c, n in enumerate(names)}
+        sensors = ["radar"] + (["lidar"] if exp.needs_lidar else [])
+        for c, n in enumerate(names):
+            g = np.concatenate(seen_by[c]) if seen_by[c] else np.zeros((0, 4))
+            report.by_points[n] = {name: recall_by_points(g[:, 2 + i], g[:, 0], g[:, 1], errors_sigma)
+                                   for i, name in enumerate(sensors)}
     return report

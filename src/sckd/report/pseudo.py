@@ -23,27 +23,53 @@ def at_sigma(rows: list[dict], sigma: float) -> dict:
     raise KeyError(f"sigma {sigma} was not measured (have {[r['sigma'] for r in rows]})")
 
 
+def lidar_seen(result: dict, class_name: str, sigma: float) -> tuple[float, float] | None:
+    """(share of the labeled objects with no LiDAR point inside their box, recall at ``sigma``
+    over the others) from a pseudo-label stage's ``by_points`` (None where it was not measured,
+    or at another sigma)."""
+    rows = (result.get("by_points") or {}).get(class_name, {}).get("lidar")
+    if not rows or result.get("errors_sigma") is None or abs(result["errors_sigma"] - sigma) > 1e-9:
+        return None
+    none = [r for r in rows if r["points"][0] == 0]
+    seen = [r for r in rows if r["points"][0] > 0 and r["objects"]]
+    n = sum(r["objects"] for r in rows)
+    n_seen = sum(r["objects"] for r in seen)
+    if not n:
+        return None
+    recall = sum(r["recall"] * r["objects"] for r in seen) / n_seen if n_seen else math.nan
+    return sum(r["objects"] for r in none) / n, recall
+
+
 def format_pseudo_tables(per_fold: list[dict[str, dict]], keys: list[str], labels: dict[str, str],
                          class_name: str, sigma: float, min_precision: float, folds: int) -> tuple[str, str]:
     """(text, Markdown). ``per_fold``: per split, job key -> the JSON of a pseudo-label stage
     (``classes``, ``rows`` as :func:`sckd.distill.pl_quality.precision_recall` gives)."""
     head = [f"precision @{sigma:g}", f"recall @{sigma:g}", f"best recall, precision >= {min_precision:g}"]
     body = []
+    unseen: dict[int, float] = {}  # split -> share of the labeled objects no LiDAR point reaches
     for key in keys:
-        vals: list[list[float]] = [[], [], []]
-        for fold in per_fold:
+        vals: list[list[float]] = [[], [], [], []]
+        for i, fold in enumerate(per_fold):
             if key not in fold:
                 continue
             c = fold[key]["classes"].index(class_name)
             r = at_sigma(fold[key]["rows"], sigma)
+            seen = lidar_seen(fold[key], class_name, sigma)
+            if seen is not None:
+                unseen[i] = seen[0]
             for v, x in zip(vals, (r["precision"][c], r["recall"][c],
-                                   best_recall(fold[key]["rows"], c, min_precision))):
+                                   best_recall(fold[key]["rows"], c, min_precision),
+                                   math.nan if seen is None else seen[1])):
                 if not math.isnan(x):
                     v.append(x)
         if any(vals):
             body.append((labels.get(key, key), [cell(v, folds) for v in vals]))
     if not body:
         return "", ""
+    if unseen:  # the teachers' recall over the objects LiDAR reaches at all
+        head.append(f"recall @{sigma:g}, >= 1 LiDAR point in the box")
+    else:
+        body = [(n, cs[:3]) for n, cs in body]
     title = f"{class_name} pseudo-labels of the teachers on their own train frames"
     md = [f"{title}:", "", "| teacher | " + " | ".join(head) + " |", "|---" * (len(head) + 1) + "|"]
     md += [f"| {n} | " + " | ".join(cs) + " |" for n, cs in body]
@@ -52,4 +78,9 @@ def format_pseudo_tables(per_fold: list[dict[str, dict]], keys: list[str], label
     text = [title, "", f"{'teacher':<{lw}}" + "".join(f"{h:>{w}}" for h, w in zip(head, widths))]
     text.append("-" * len(text[-1]))
     text += [f"{n:<{lw}}" + "".join(f"{c:>{w}}" for c, w in zip(cs, widths)) for n, cs in body]
+    if unseen:
+        note = (f"{cell(list(unseen.values()), folds)} of the labeled {class_name} objects of these train frames have "
+                "no LiDAR point inside their box (a teacher can find them by radar only)")
+        md += ["", note + "."]
+        text += ["", note]
     return "\n".join(text), "\n".join(md)

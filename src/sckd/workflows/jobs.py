@@ -292,7 +292,7 @@ class JobSet:
                 {"split": split, "frames": r.frames, "classes": r.classes, "rows": r.rows,
                  "best_f1_sigma": r.best_f1_sigma, "errors_sigma": r.errors_sigma, "errors": r.errors,
                  "fates": r.fates, "labeled": r.labeled, "outside_range": r.outside_range,
-                 "labeled_in_image": r.labeled_in_image},
+                 "labeled_in_image": r.labeled_in_image, "by_points": r.by_points},
                 indent=1), "result")
             return {"frames": r.frames}
 
