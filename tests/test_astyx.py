@@ -491,9 +491,18 @@ def test_pseudo_label_table_means_each_splits_precision_and_recall():
     cells = [c.strip() for c in row.strip("|").split("|")][1:]
     seen = [(3 * 0.5 + 3 * 1.0) / 6, 0.5]
     assert cells[3] == f"{statistics.mean(seen):.2f} ± {statistics.stdev(seen):.2f} (2/3)"
-    assert "recall @0.3, >= 1 LiDAR point in the box |" in md
+    assert "recall @0.3, >= 1 LiDAR point in the box |" in md and "any threshold" not in md  # none measured
     unseen = [4 / 10, 2 / 8]
     assert f"{statistics.mean(unseen):.2f} ± {statistics.stdev(unseen):.2f} (2/3) of the labeled Car objects" in md
+    # the best recall over every threshold, where a result holds it at the table's precision floor
+    folds[0]["t"]["best_recall"] = [{"min_precision": 0.6, "recall": nan, "lowest_score": nan},
+                                    {"min_precision": 0.6, "recall": 0.45, "lowest_score": 0.33}]
+    folds[1]["t"]["best_recall"] = [{}, {"min_precision": 0.5, "recall": 0.9, "lowest_score": 0.2}]  # another floor
+    _, md = format_pseudo_tables(folds, ["t"], {"t": "AF+RD"}, "Car", 0.3, 0.6, 3)
+    lines = md.splitlines()
+    head = [c.strip() for c in lines[2].strip("|").split("|")]
+    cells = [c.strip() for c in next(x for x in lines if x.startswith("| AF+RD |")).strip("|").split("|")]
+    assert head[4] == "best recall, any threshold" and cells[4] == "0.45 ± 0.00 (1/3)"
 
 
 def test_pseudo_label_stage_scores_the_folds_own_train_frames(tmp_path, cli, capsys):

@@ -351,6 +351,13 @@ def test_pseudo_label_report_counts_what_the_distiller_would_keep(world, cli, tm
     assert "best F1 per class: distill.ssod.sigma=[" in out and "where the boxes above sigma 0.3 miss" in out
     rep = pseudo_label_quality(ckpt, sigmas, data=str(tree.root), split="train", errors_sigma=0.3)
     assert "what the boxes above sigma 0.3 lie on" in out
+    # the best recall at precision >= 0.6 over every threshold: never below the grid's, and printed
+    from sckd.report.pseudo import best_recall as grid_best
+
+    assert "best recall at precision >= 0.6 over every threshold above 0.3: " in out
+    for c in range(len(names)):
+        b = rep.best_recall[c]
+        assert b["min_precision"] == 0.6 and (b["recall"] != b["recall"] or b["recall"] >= grid_best(rep.rows, c, 0.6))
     total = 0
     for c, name in enumerate(names):  # the fates cover every box above 0.3; matches agree with precision
         f = {r["fate"]: r for r in rep.fates[name]}
@@ -390,6 +397,8 @@ def test_pseudo_label_report_counts_what_the_distiller_would_keep(world, cli, tm
             assert rows[0]["objects"] == empty
         assert f"{name[:12]:<12} radar   0" in out and "by the points of each sensor inside the labeled box" in out
     assert cli("pseudo-labels", ckpt, "--data", tree.root, "--sigmas", "0.3,1.5") == 2
+    assert cli("pseudo-labels", ckpt, "--data", tree.root, "--min-precision", "1.5") == 2
+    assert "--min-precision" in capsys.readouterr().err
     # --set reaches the stored config (as in sckd predict): 'train' read from the val list
     n_val = len(RadarDataset(texp.dataset, "val", labeled=True))
     assert n_val != 5

@@ -7,6 +7,7 @@ import numpy as np
 from sckd.distill.pl_quality import (
     MatchedBoxes,
     best_f1_sigma,
+    best_recall_any_sigma,
     match_frame,
     match_pairs,
     precision_recall,
@@ -73,3 +74,29 @@ def test_precision_recall_and_best_f1_by_hand():
     assert rows[2]["recall"] == [0.25, 0.0]
     # F1 class 0: 0.75, 4/7, 0.4 -> 0.1; class 1: 0.5, 2/3, nan -> 0.2
     assert best_f1_sigma(rows, 2) == [0.1, 0.2]
+
+
+def test_best_recall_over_every_threshold_by_hand_and_against_a_fine_grid():
+    # class 0, by score: TP 0.9, FP 0.8, TP 0.7, TP 0.7 (a tie), FP 0.5, TP 0.4; 5 GT
+    m = MatchedBoxes(scores=np.array([0.7, 0.9, 0.5, 0.8, 0.4, 0.7, 0.95]),
+                     labels=np.array([0, 0, 0, 0, 0, 0, 1]),
+                     tp=np.array([True, True, False, False, True, True, False]),
+                     gt_per_class=np.array([5, 1]))
+    # keeping >= 0.7: 3 TP of 4 (0.75), recall 0.6; >= 0.4: 4 of 6 (0.67), recall 0.8
+    assert best_recall_any_sigma(m, 0, 0.6) == {"min_precision": 0.6, "recall": 0.8, "lowest_score": 0.4}
+    assert best_recall_any_sigma(m, 0, 0.7) == {"min_precision": 0.7, "recall": 0.6, "lowest_score": 0.7}
+    r = best_recall_any_sigma(m, 1, 0.5)  # its only box is a FP: no threshold reaches 0.5
+    assert r["recall"] == 0.0 and math.isnan(r["lowest_score"])
+    # tied scores are kept or dropped together: a TP and a FP at 0.7 cannot be split
+    tie = MatchedBoxes(scores=np.array([0.7, 0.9, 0.7]), labels=np.zeros(3, np.int64),
+                       tp=np.array([True, True, False]), gt_per_class=np.array([3]))
+    assert best_recall_any_sigma(tie, 0, 0.8) == {"min_precision": 0.8, "recall": 1 / 3, "lowest_score": 0.9}
+    # a random class against every sigma of a fine grid (which can only read lower)
+    rng = np.random.default_rng(3)
+    m = MatchedBoxes(scores=rng.random(300).round(3), labels=np.zeros(300, np.int64), tp=rng.random(300) < 0.5,
+                     gt_per_class=np.array([200]))
+    grid = precision_recall(m, list(np.arange(0.0, 1.0, 0.0005)), 1)
+    ok = [row["recall"][0] for row in grid if row["precision"][0] >= 0.55]
+    best = best_recall_any_sigma(m, 0, 0.55)
+    assert best["recall"] == max(ok)
+    assert precision_recall(m, [best["lowest_score"] - 1e-6], 1)[0]["recall"][0] == best["recall"]

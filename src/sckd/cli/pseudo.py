@@ -33,6 +33,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help=f"score thresholds to try (default: {DEFAULT_SIGMAS})")
     p.add_argument("--errors", type=float, metavar="SIGMA", help="also show where the boxes above SIGMA "
                    "miss the labeled objects, by ground range (e.g. the student's distill.ssod.sigma)")
+    p.add_argument("--min-precision", type=float, default=0.6, metavar="P", help="also print the best recall "
+                   "at a precision of at least P over every score threshold, not only --sigmas (default: 0.6)")
     p.add_argument("--every", type=positive_int, default=1, metavar="N", help="use every N-th frame")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     p.add_argument("--workers", type=non_negative_int, default=0)
@@ -103,7 +105,7 @@ def run(args: argparse.Namespace) -> int:
 
     rep = pseudo_label_quality(args.checkpoint, args.sigmas, data=args.data, split=args.split, every=args.every,
                                device=args.device, workers=args.workers, errors_sigma=args.errors,
-                               overrides=args.overrides)
+                               overrides=args.overrides, min_precision=args.min_precision)
     print(f"teacher pseudo-labels on {rep.frames} frames of '{args.split}' (precision / recall per class)")
     print("sigma  boxes/frame | " + " | ".join(f"{c[:10]:>13}" for c in rep.classes))
     for r in rep.rows:
@@ -111,6 +113,14 @@ def run(args: argparse.Namespace) -> int:
         print(f"{r['sigma']:5.2f}  {r['boxes_per_frame']:11.1f} | {cells}")
     print(f"best F1 per class: distill.ssod.sigma=[{', '.join(f'{s:g}' for s in rep.best_f1_sigma)}]  "
           f"({', '.join(rep.classes)})")
+
+    def best(b: dict) -> str:
+        if math.isnan(b["lowest_score"]):
+            return "-" if math.isnan(b["recall"]) else "none"
+        return f"{b['recall']:.3f} (sigma just below {b['lowest_score']:.3f})"
+
+    print(f"best recall at precision >= {args.min_precision:g} over every threshold above {min(args.sigmas):g}: "
+          + ", ".join(f"{c} {best(b)}" for c, b in zip(rep.classes, rep.best_recall)))
 
     def about(n: int, o: int, img: float) -> str:
         notes = ([] if math.isnan(img) else [f"{img:.2f} centred in the camera image"]) + (

@@ -92,6 +92,27 @@ def precision_recall(m: MatchedBoxes, sigmas: list[float], n_frames: int) -> lis
     return rows
 
 
+def best_recall_any_sigma(m: MatchedBoxes, c: int, min_precision: float) -> dict:
+    """The highest recall of class ``c`` at a precision of at least ``min_precision`` over every
+    threshold, not a grid of sigmas: ``recall`` and ``lowest_score``, the lowest score kept (any
+    sigma just below it keeps the same boxes; NaN, with recall 0, where no threshold reaches the
+    precision). Each distinct score is a threshold, so a grid can only read lower."""
+    k = m.labels == c
+    scores, tp, n_gt = m.scores[k], m.tp[k], int(m.gt_per_class[c])
+    if not n_gt or not len(scores):
+        return {"min_precision": min_precision, "recall": 0.0 if n_gt else float("nan"), "lowest_score": float("nan")}
+    order = np.argsort(-scores, kind="stable")
+    scores, tp = scores[order], tp[order]
+    ends = np.r_[np.nonzero(np.diff(scores))[0], len(scores) - 1]  # last box of each distinct score
+    hits = np.cumsum(tp)[ends]
+    precision, recall = hits / (ends + 1), hits / n_gt
+    ok = precision >= min_precision
+    if not ok.any():
+        return {"min_precision": min_precision, "recall": 0.0, "lowest_score": float("nan")}
+    i = int(np.argmax(np.where(ok, recall, -1.0)))
+    return {"min_precision": min_precision, "recall": float(recall[i]), "lowest_score": float(scores[ends[i]])}
+
+
 def best_f1_sigma(rows: list[dict], n_classes: int) -> list[float]:
     """Per class, the sigma of ``rows`` with the highest F1 (the first on ties)."""
     best = []

@@ -14,6 +14,7 @@ from sckd.data.dataset import RadarDataset, collate, image_mask
 from sckd.distill.pl_quality import (
     MatchedBoxes,
     best_f1_sigma,
+    best_recall_any_sigma,
     match_pairs,
     precision_recall,
     recall_by_points,
@@ -34,6 +35,9 @@ class PseudoLabelReport:
     best_f1_sigma: list[float]
     frames: int
     errors_sigma: float | None = None
+    best_recall: list[dict] = field(default_factory=list)
+    """Per class, :func:`sckd.distill.pl_quality.best_recall_any_sigma` at ``min_precision``, over
+    the boxes above the lowest sigma asked for (the model's post-processing drops the rest)."""
     errors: dict[str, list[dict]] = field(default_factory=dict)
     """Class -> :func:`sckd.eval.localization.by_range` rows for the boxes above ``errors_sigma``."""
     fates: dict[str, list[dict]] = field(default_factory=dict)
@@ -82,11 +86,13 @@ def range_edges(bins: list[list[float]] | None) -> list[float]:
 def pseudo_label_quality(path: str | Path, sigmas: list[float], *, data: str | None = None,
                          split: str = "train", every: int = 1, device: str = "auto",
                          workers: int = 0, errors_sigma: float | None = None,
-                         overrides: list[str] | None = None) -> PseudoLabelReport:
+                         overrides: list[str] | None = None, min_precision: float = 0.6) -> PseudoLabelReport:
     if not sigmas or not all(0.0 <= s < 1.0 for s in sigmas):
         raise SckdError(f"--sigmas: values must be in [0, 1), got {sigmas}")
     if errors_sigma is not None and not 0.0 <= errors_sigma < 1.0:
         raise SckdError(f"--errors: sigma must be in [0, 1), got {errors_sigma}")
+    if not 0.0 < min_precision <= 1.0:
+        raise SckdError(f"--min-precision: must be in (0, 1], got {min_precision}")
     exp, model = load_trained_model(path, data, overrides)
     model.post.score_threshold = min(sigmas + ([errors_sigma] if errors_sigma is not None else []))
     env = DistEnv(device=resolve_device(device))
@@ -140,6 +146,7 @@ def pseudo_label_quality(path: str | Path, sigmas: list[float], *, data: str | N
     m = MatchedBoxes(np.concatenate(scores), np.concatenate(labels), np.concatenate(tps), gt_count)
     rows = precision_recall(m, sorted(sigmas), len(dataset))
     report = PseudoLabelReport(names, rows, best_f1_sigma(rows, len(names)), len(dataset), errors_sigma,
+                               best_recall=[best_recall_any_sigma(m, c, min_precision) for c in range(len(names))],
                                labeled=gt_count.tolist(), outside_range=gt_outside.tolist(),
                                labeled_in_image=[float(a / b) if b else math.nan
                                                  for a, b in zip(gt_in_image, gt_calibrated)])

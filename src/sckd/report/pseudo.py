@@ -43,22 +43,27 @@ def lidar_seen(result: dict, class_name: str, sigma: float) -> tuple[float, floa
 def format_pseudo_tables(per_fold: list[dict[str, dict]], keys: list[str], labels: dict[str, str],
                          class_name: str, sigma: float, min_precision: float, folds: int) -> tuple[str, str]:
     """(text, Markdown). ``per_fold``: per split, job key -> the JSON of a pseudo-label stage
-    (``classes``, ``rows`` as :func:`sckd.distill.pl_quality.precision_recall` gives)."""
-    head = [f"precision @{sigma:g}", f"recall @{sigma:g}", f"best recall, precision >= {min_precision:g}"]
+    (``classes``, ``rows`` as :func:`sckd.distill.pl_quality.precision_recall` gives; where it has
+    them, ``best_recall`` and ``by_points`` add a column each)."""
+    head = [f"precision @{sigma:g}", f"recall @{sigma:g}", f"best recall, precision >= {min_precision:g}",
+            "best recall, any threshold", f"recall @{sigma:g}, >= 1 LiDAR point in the box"]
     body = []
     unseen: dict[int, float] = {}  # split -> share of the labeled objects no LiDAR point reaches
     for key in keys:
-        vals: list[list[float]] = [[], [], [], []]
+        vals: list[list[float]] = [[] for _ in head]
         for i, fold in enumerate(per_fold):
             if key not in fold:
                 continue
-            c = fold[key]["classes"].index(class_name)
-            r = at_sigma(fold[key]["rows"], sigma)
-            seen = lidar_seen(fold[key], class_name, sigma)
+            res = fold[key]
+            c = res["classes"].index(class_name)
+            r = at_sigma(res["rows"], sigma)
+            seen = lidar_seen(res, class_name, sigma)
             if seen is not None:
                 unseen[i] = seen[0]
-            for v, x in zip(vals, (r["precision"][c], r["recall"][c],
-                                   best_recall(fold[key]["rows"], c, min_precision),
+            exact = (res.get("best_recall") or [{}] * (c + 1))[c]
+            exact_ok = exact.get("min_precision") is not None and abs(exact["min_precision"] - min_precision) < 1e-9
+            for v, x in zip(vals, (r["precision"][c], r["recall"][c], best_recall(res["rows"], c, min_precision),
+                                   exact["recall"] if exact_ok else math.nan,
                                    math.nan if seen is None else seen[1])):
                 if not math.isnan(x):
                     v.append(x)
@@ -66,10 +71,10 @@ def format_pseudo_tables(per_fold: list[dict[str, dict]], keys: list[str], label
             body.append((labels.get(key, key), [cell(v, folds) for v in vals]))
     if not body:
         return "", ""
-    if unseen:  # the teachers' recall over the objects LiDAR reaches at all
-        head.append(f"recall @{sigma:g}, >= 1 LiDAR point in the box")
-    else:
-        body = [(n, cs[:3]) for n, cs in body]
+    # the last two columns only once some result holds them (scored since 2026-12-07)
+    shown = [i for i in range(len(head)) if i < 3 or any(cs[i] != "-" for _, cs in body)]
+    head = [head[i] for i in shown]
+    body = [(n, [cs[i] for i in shown]) for n, cs in body]
     title = f"{class_name} pseudo-labels of the teachers on their own train frames"
     md = [f"{title}:", "", "| teacher | " + " | ".join(head) + " |", "|---" * (len(head) + 1) + "|"]
     md += [f"| {n} | " + " | ".join(cs) + " |" for n, cs in body]

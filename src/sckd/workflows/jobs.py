@@ -277,7 +277,7 @@ class JobSet:
                      f"{self.split} split)", run, [self.result_file(key)], estimate_s, "eval")
 
     def pseudo_stage(self, job: ModelJob, sigmas: list[float], split: str = "train",
-                     errors_sigma: float | None = None) -> Stage:
+                     errors_sigma: float | None = None, min_precision: float = 0.6) -> Stage:
         """How job ``job``'s pseudo-labels score against the labels of ``split`` at each sigma,
         and where they miss at ``errors_sigma`` (what ``sckd pseudo-labels --errors`` prints), to
         ``results/pseudo-labels-<key>.json``."""
@@ -286,11 +286,12 @@ class JobSet:
             from sckd.experiment.pseudo_stats import pseudo_label_quality
 
             r = pseudo_label_quality(self.checkpoint(job.key), sigmas, data=self.data.predict_arg, split=split,
-                                     errors_sigma=errors_sigma)
+                                     errors_sigma=errors_sigma, min_precision=min_precision)
             self.pseudo_file(job.key).parent.mkdir(parents=True, exist_ok=True)
             write_text_atomic(self.pseudo_file(job.key), json.dumps(
                 {"split": split, "frames": r.frames, "classes": r.classes, "rows": r.rows,
-                 "best_f1_sigma": r.best_f1_sigma, "errors_sigma": r.errors_sigma, "errors": r.errors,
+                 "best_f1_sigma": r.best_f1_sigma, "best_recall": r.best_recall,
+                 "errors_sigma": r.errors_sigma, "errors": r.errors,
                  "fates": r.fates, "labeled": r.labeled, "outside_range": r.outside_range,
                  "labeled_in_image": r.labeled_in_image, "by_points": r.by_points},
                 indent=1), "result")

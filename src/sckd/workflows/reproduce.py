@@ -162,7 +162,8 @@ class Reproduction:
 
     def _pseudo_stage(self, js: JobSet, job: ModelJob) -> Stage:
         pl = self.spec.pseudo_labels
-        return js.pseudo_stage(job, sorted(pl.sigmas), pl.split, errors_sigma=pl.sigma)
+        return js.pseudo_stage(job, sorted(pl.sigmas), pl.split, errors_sigma=pl.sigma,
+                               min_precision=pl.min_precision)
 
     def pseudo_tables(self) -> tuple[str, str]:
         """(text, Markdown) of the teachers' pseudo-labels; empty where none is scored yet."""
