@@ -119,7 +119,8 @@ def run(args: argparse.Namespace) -> int:
             return "-" if math.isnan(b["recall"]) else "none"
         return f"{b['recall']:.3f} (sigma just below {b['lowest_score']:.3f})"
 
-    print(f"best recall at precision >= {args.min_precision:g} over every threshold above {min(args.sigmas):g}: "
+    floor = min(args.sigmas + ([args.errors] if args.errors is not None else []))  # what the model kept
+    print(f"best recall at precision >= {args.min_precision:g} over every threshold above {floor:g}: "
           + ", ".join(f"{c} {best(b)}" for c, b in zip(rep.classes, rep.best_recall)))
 
     def about(n: int, o: int, img: float) -> str:

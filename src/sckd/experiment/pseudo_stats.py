@@ -64,6 +64,12 @@ def centre_outside(boxes: np.ndarray, pc_range: list[float]) -> np.ndarray:
     return (x < pc_range[0]) | (x >= pc_range[3]) | (y < pc_range[1]) | (y >= pc_range[4])
 
 
+def points_per_box(points: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+    """How many of ``points`` (N, >=3) lie inside each box (K, 7): one box at a time, so a dense
+    LiDAR cloud never needs an N x K x 3 array."""
+    return np.array([int(points_in_boxes(points[:, :3], b[None]).sum()) for b in boxes], dtype=np.int64)
+
+
 def fate_rows(rows: np.ndarray) -> list[dict]:
     """(N, 3) rows of (fate index, ground range, in image 0/1/NaN) -> one dict per fate."""
     n = len(rows)
@@ -134,7 +140,7 @@ def pseudo_label_quality(path: str | Path, sigmas: list[float], *, data: str | N
             in_image = (image_mask(b[:, :3], f.calib, exp.dataset.image_size).astype(float)
                         if f.calib is not None else np.full(len(b), np.nan))
             all_b, all_l = f.boxes, f.labels  # incl. the non-evaluated classes (-1)
-            inside = [points_in_boxes(p[:, :3], gt_b).sum(axis=0) if p is not None else np.full(len(gt_b), np.nan)
+            inside = [points_per_box(p, gt_b) if p is not None else np.full(len(gt_b), np.nan)
                       for p in (f.radar, f.lidar)]
             per_gt = np.stack([gt_score, np.hypot(gt_b[:, 0], gt_b[:, 1]), *inside], axis=1)
             for c in range(len(names)):
