@@ -51,6 +51,10 @@ def _share(v: float) -> str:
     return "   -" if math.isnan(v) else f"{v:4.2f}"
 
 
+def _metres(v: float) -> str:
+    return "      -" if math.isnan(v) else f"{v:5.1f} m"
+
+
 def error_lines(errors: dict[str, list[dict]], sigma: float) -> list[str]:
     """The ``--errors`` table: one block per class, one line per ground-range bin."""
     out = [f"where the boxes above sigma {sigma:g} miss (per labeled object, the box overlapping it most in BEV):",
@@ -74,9 +78,8 @@ def fate_lines(fates: dict[str, list[dict]], sigma: float) -> list[str]:
            "class        lies on                  boxes  share  median range  centre in image"]
     for name, rows in fates.items():
         for r in rows:
-            rng = "      -" if math.isnan(r["median_range_m"]) else f"{r['median_range_m']:5.1f} m"
-            out.append(f"{name[:12]:<12} {r['fate']:<22} {r['boxes']:6d}   {_share(r['share'])}       {rng}             "
-                       f"{_share(r['in_image'])}")
+            out.append(f"{name[:12]:<12} {r['fate']:<22} {r['boxes']:6d}   {_share(r['share'])}       "
+                       f"{_metres(r['median_range_m'])}             {_share(r['in_image'])}")
     out.append("match: 3D IoU above the class's threshold (greedy by score, as precision counts it); on its class, "
                "off: BEV IoU > 0.1 with a box of its class (misplaced, or a second box); on another class: "
                "a labeled box of any other class, evaluated or not")
@@ -92,9 +95,8 @@ def points_lines(by_points: dict[str, dict[str, list[dict]]], sigma: float) -> l
             for r in rows:
                 lo, hi = r["points"]
                 span = f"{lo}" if hi == lo + 1 else (f"{lo}-{hi - 1}" if hi is not None else f">= {lo}")
-                rng = "      -" if math.isnan(r["median_range_m"]) else f"{r['median_range_m']:5.1f} m"
                 out.append(f"{name[:12]:<12} {sensor:<7} {span:<8} {r['objects']:7d}   {_share(r['share'])}       "
-                           f"{rng}    {_share(r['recall'])}")
+                           f"{_metres(r['median_range_m'])}    {_share(r['recall'])}")
     out.append("an object with no point of a sensor inside is invisible to that sensor; the recall of a bin counts "
                "its objects matched as in the table above")
     return out
