@@ -609,3 +609,38 @@ def test_a_student_of_a_retrained_teacher_is_named_under_the_table(tmp_path, cli
     assert cli("reproduce", "astyx", "--data", root, "--out", out, "--report") == 0
     capsys.readouterr()
     assert f"Teachers retrained after they were scored:\n\n- {note}\n" in (out / "astyx.md").read_text()
+
+
+def test_a_job_started_from_another_jobs_weights_trains_from_them(tmp_path):
+    """``init_from`` in a job set (the recipe's second cycle): the experiment points
+    ``train.init_from`` at the other job's checkpoint of the same split, the training stage
+    reads it (the log says so) and its marker keeps the weights it started from."""
+    import torch
+
+    from sckd.config import to_dict
+    from sckd.engine import checkpoint as ck
+    from sckd.experiment.config import model_key
+    from sckd.experiment.train import build_model
+    from sckd.workflows.jobs import DataSource, JobSet, ModelJob
+    from sckd.workflows.pipeline import Pipeline, stage_info
+
+    root = write_astyx(tmp_path / "astyx", simple_frames(30))
+    cfg = "experiments/astyx/second_radar_gt"
+    jobs = [ModelJob("first", "first", cfg), ModelJob("second", "second", cfg, init_from="first")]
+    js = JobSet(tmp_path / "out", jobs, DataSource(root=str(root)),
+                common_overrides=["dataset.astyx.block_frames=3", "train.epochs=1", "train.val_every=0",
+                                  "train.workers=0"])
+    exp = js.experiment(js.job("second"))
+    assert exp.train.init_from == str(js.checkpoint("first"))
+    assert js.experiment(js.job("first")).train.init_from is None
+    torch.manual_seed(5)
+    model = build_model(exp)
+    c = ck.Checkpoint(model.state_dict(), to_dict(exp), ck.model_signature(model, model_key(exp)))
+    js.checkpoint("first").parent.mkdir(parents=True)
+    ck.save_checkpoint(c, js.checkpoint("first"))
+    Pipeline(tmp_path / "out", [js.train_stage(js.job("second"))], lambda _: None).run()
+    info = stage_info(tmp_path / "out", "train-second")
+    assert info["init_weights"] == ck.weights_digest(c) != info["weights"]
+    assert f"weights from {js.checkpoint('first')}" in (js.run_dir("second") / "train.log").read_text()
+    with pytest.raises(SckdError, match="job 'zero' to start from is not in this set"):
+        JobSet(tmp_path / "o2", [ModelJob("a", "a", cfg, init_from="zero")], DataSource(root=str(root)))

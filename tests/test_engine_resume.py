@@ -159,3 +159,39 @@ def test_failed_validation_keeps_the_epoch_and_resume_reruns_it(tmp_path):
     assert res.state.epoch == 2 and res.state.last_metrics == ref.state.last_metrics
     assert res.state.best_value == ref.state.best_value
     _assert_same_state(ref.model.state_dict(), again.model.state_dict())
+
+
+def test_init_from_starts_a_new_cycle_from_a_finished_runs_weights(tmp_path):
+    """``train.init_from``: the weights of another run and nothing else. Checked against an
+    independent route (the same weights copied in by hand): the same fit step for step, a new
+    optimiser (no moments carried) and a schedule that starts again at lr / div_factor."""
+    cfg = _cfg(epochs=2)
+    _trainer(tmp_path / "first", cfg).fit()
+    final = tmp_path / "first" / "checkpoints" / "final.pt"
+    source = ck.load_checkpoint(final)
+
+    warm = _trainer(tmp_path / "warm", _cfg(epochs=2, lr=0.005))
+    warm.init_weights(final)
+    _assert_same_state(warm.model.state_dict(), source.model)
+    assert warm.optimizer.state_dict()["state"] == {} and warm.state.step == 0
+    assert warm.optimizer.param_groups[0]["lr"] == pytest.approx(0.005 / cfg.div_factor)
+    res = warm.fit()
+    by_hand = _trainer(tmp_path / "hand", _cfg(epochs=2, lr=0.005))  # seeds as the warm run did
+    by_hand.model.load_state_dict(source.model)
+    by_hand.fit()
+    assert res.state.step == 6 and res.state.epoch == 2
+    _assert_same_state(warm.model.state_dict(), by_hand.model.state_dict())
+    fresh = _trainer(tmp_path / "fresh", _cfg(epochs=2, lr=0.005))
+    fresh.fit()  # the same cycle from random weights ends elsewhere: the start mattered
+    assert not torch.equal(fresh.model.state_dict()["net.4.weight"], warm.model.state_dict()["net.4.weight"])
+
+
+def test_init_from_refuses_a_missing_file_and_another_model(tmp_path):
+    cfg = _cfg(epochs=1)
+    _trainer(tmp_path / "first", cfg).fit()
+    tr = _trainer(tmp_path / "b", cfg)
+    with pytest.raises(SckdError, match=r"^config key 'train.init_from': .*nope.pt: checkpoint not found$"):
+        tr.init_weights(tmp_path / "nope.pt")
+    tr.signature = "0123456789abcdef"
+    with pytest.raises(SckdError, match=r"final.pt: checkpoint is from another model"):
+        tr.init_weights(tmp_path / "first" / "checkpoints" / "final.pt")

@@ -13,6 +13,7 @@ from helpers.vod_tree import make_vod_tree
 from sckd.config import CONFIG_ROOT, to_dict
 from sckd.data.dataset import RadarDataset, collate
 from sckd.engine import checkpoint as ck
+from sckd.errors import SckdError
 from sckd.experiment.config import load_experiment
 from sckd.experiment.train import build_model
 from sckd.workflows.table_spec import load_table
@@ -226,7 +227,7 @@ def test_stages_name_what_they_read_so_processes_can_share_an_out(tmp_path, tabl
     rep = Reproduction(tmp_path / "out", table, None)
     stages = rep.stages()
     Pipeline(tmp_path / "out", stages)  # needs name earlier stages only
-    teachers = {j.key: j.teacher for j in load_table(table).jobs}
+    reads = {j.key: [k for k in (j.teacher, j.init_from) if k] for j in load_table(table).jobs}
     for s in stages:
         if s.name == "world":
             assert s.needs == []
@@ -235,7 +236,7 @@ def test_stages_name_what_they_read_so_processes_can_share_an_out(tmp_path, tabl
         prefix = f"fold{fold}-" if fold else ""
         kind, key = rest.split("-", 1)
         if kind == "train":
-            want = ["world"] + ([f"{prefix}train-{teachers[key]}"] if teachers[key] else [])
+            want = ["world"] + [f"{prefix}train-{k}" for k in reads[key]]
         else:
             want = [f"{prefix}train-{key.split('@')[0]}"]
         assert s.needs == want, (s.name, s.needs)
@@ -324,3 +325,30 @@ def test_a_score_at_another_iou_is_an_empty_cell_for_a_run_carried_as_its_result
     row = next(line for line in md.splitlines() if line.startswith("| baseline (radar, GT) |"))
     cells = [c.strip() for c in row.strip(" |").split("|")[1:]]
     assert cells == ["40.00 ± 0.00"] * 2 + ["20.00 ± 0.00"] * 2 + ["40.00 ± 0.00"] * 3 + ["-"]
+
+
+def test_recipe_second_cycle_starts_from_its_split_s_first_cycle(tmp_path, monkeypatch):
+    """A job's ``init_from`` names a job listed before it, and its training stage on each split
+    waits for that job's training on the same split, and reads its checkpoint."""
+    from dataclasses import replace
+
+    from helpers.astyx_tree import simple_frames, write_astyx
+
+    from sckd.workflows.reproduce import Reproduction
+
+    monkeypatch.setenv("SCKD_CACHE", str(tmp_path / "cache"))
+    spec = load_table("recipe")
+    jobs = {j.key: j for j in spec.jobs}
+    second = jobs["teacher_s_e60_fine"]
+    assert second.init_from == "teacher_s_e36_fine" and second.experiment == jobs["teacher_s_e36_fine"].experiment
+    rep = Reproduction(tmp_path / "out", "recipe", str(write_astyx(tmp_path / "astyx", simple_frames(30))),
+                       ["dataset.astyx.block_frames=3"])
+    needs = {s.name: s.needs for s in rep.stages()}
+    for k, js in enumerate(rep.fold_sets):
+        assert needs[f"fold{k}-train-teacher_s_e60_fine"] == [f"fold{k}-train-teacher_s_e36_fine"]
+        exp = js.experiment(js.job("teacher_s_e60_fine"))
+        assert exp.train.init_from == str(tmp_path / "out" / f"fold{k}" / "checkpoints" / "teacher_s_e36_fine.pt")
+    bad = replace(spec, jobs=[replace(second, init_from="teacher_s_e60_fine"), *spec.jobs])
+    with pytest.raises(SckdError, match=r"jobs.teacher_s_e60_fine.init_from': 'teacher_s_e60_fine' must name a job "
+                                        r"listed before it"):
+        bad.validate("reproduce")

@@ -82,6 +82,11 @@ class TrainConfig:
     """Log losses / LR to the log file and TensorBoard every N steps."""
     progress: bool = True
     """Show a progress bar (rank 0 only)."""
+    init_from: str | None = None
+    """Start from the weights of this checkpoint (weights only: a fresh optimiser and one-cycle
+    schedule; OpenPCDet's ``--pretrained_model``), e.g. a warm restart that adds a second cycle
+    to a finished run. The model and its config must be the same (the signature is checked).
+    Unused when the run continues from a step checkpoint of its own."""
     max_steps: int | None = None
     """Stop after this many global steps (the schedule still spans all epochs): smoke tests,
     benchmarks. A checkpoint is written where it stops, so the run can be resumed."""

@@ -171,6 +171,21 @@ class Trainer:
         self._pending_rng = rng[self.env.rank % len(rng)] if rng else None
         log.info("resumed from %s (epoch %d, step %d)", path, self.state.epoch + 1, self.state.step)
 
+    def init_weights(self, path: str | Path) -> None:
+        """Load the model weights of ``path`` and nothing else (``train.init_from``): the
+        optimiser, schedule and counters start afresh."""
+        path = Path(path)
+        if not path.is_file():
+            raise SckdError(f"config key 'train.init_from': {path}: checkpoint not found")
+        ckpt = ck.load_checkpoint(path, map_location=self.env.device)
+        if self.signature:
+            ck.check_signature(ckpt, self.signature, path)
+        try:
+            self.model.load_state_dict(ckpt.model)
+        except RuntimeError as e:  # a first-format file of another layout
+            raise SckdError(f"{path}: weights do not fit this model ({str(e).splitlines()[0]})") from None
+        log.info("weights from %s (%s epochs done there); a new optimiser and schedule", path, ckpt.epoch)
+
     # --------------------------------------------------------------------- training
 
     def _install_sigint(self) -> Callable[[], None]:

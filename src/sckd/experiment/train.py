@@ -127,6 +127,8 @@ def train_experiment(exp: ExperimentConfig, *, run_dir: Path, env: DistEnv, resu
         start = broadcast_object(env, str(p) if (p := find_resume_checkpoint(run_dir, resume)) else None)
         if start is not None:
             trainer.resume(Path(start))
+        elif cfg.init_from:
+            trainer.init_weights(cfg.init_from)
         log.info("run directory: %s", run_dir)
         log.info("training %s: %d frames, %d steps/epoch x %d epochs, %d process(es) on %s",
                  exp.name, len(train_set), trainer.ipe, cfg.epochs, env.world_size, env.device)

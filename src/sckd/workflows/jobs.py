@@ -84,6 +84,9 @@ class ModelJob:
     """Key of the job whose checkpoint is this job's SCKD teacher (its config needs ``distill:``)."""
     kind: str = "radar"
     """``teacher`` (reads LiDAR), ``student`` (distillation) or ``radar``: for time estimates."""
+    init_from: str | None = None
+    """Key of the job whose checkpoint this job's training starts from (``train.init_from``:
+    weights only, a new schedule), e.g. a second cycle on top of a finished run."""
 
 
 def read_result(path: Path) -> EvalResult:
@@ -107,6 +110,8 @@ class JobSet:
         for j in jobs:
             if j.teacher is not None and j.teacher not in keys:
                 raise SckdError(f"{j.config}: teacher job '{j.teacher}' is not in this set")
+            if j.init_from is not None and j.init_from not in keys:
+                raise SckdError(f"{j.config}: job '{j.init_from}' to start from is not in this set")
 
     # --------------------------------------------------------------------------- paths
 
@@ -160,6 +165,8 @@ class JobSet:
         elif exp.distill is not None and not exp.distill.teacher.checkpoint:
             raise SckdError(f"{job.config}: config key 'distill.teacher.checkpoint' is empty and no "
                             "teacher job is named")
+        if job.init_from is not None:
+            exp.train.init_from = str(self.checkpoint(job.init_from))
         return exp
 
     def validate(self) -> None:
@@ -203,6 +210,7 @@ class JobSet:
 
             exp = self.experiment(job)
             teacher = self.weights_of(job.teacher) if job.teacher else None  # read before, kept in the marker
+            start = self.weights_of(job.init_from) if job.init_from else None
             if sys.stderr.isatty():
                 exp.train.progress = True  # a live bar on a terminal, log lines with ETA otherwise
             env = init_distributed(exp.train.device)
@@ -220,9 +228,10 @@ class JobSet:
             s = result.state
             info = {"steps": s.step, "epochs": s.epoch, "frames_per_s": result.frames_per_s,
                     "weights": self.weights_of(job.key)}
-            return info | ({"teacher_weights": teacher} if teacher else {})
+            return info | ({"teacher_weights": teacher} if teacher else {}) | ({"init_weights": start} if start else {})
 
-        what = f"train {job.label} ({job.config}" + (f", teacher: {job.teacher}" if job.teacher else "") + ")"
+        what = (f"train {job.label} ({job.config}" + (f", teacher: {job.teacher}" if job.teacher else "")
+                + (f", from {job.init_from}'s weights" if job.init_from else "") + ")")
         return Stage(f"train-{job.key}", what, run, [self.checkpoint(job.key)], estimate_s, "train")
 
     def _score(self, key: str, result_key: str, data: str, overrides: list[str]) -> dict[str, Any]:

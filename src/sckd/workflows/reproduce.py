@@ -91,7 +91,7 @@ class Reproduction:
                 raise SckdError(f"reproduce/{table}.yaml: experiment '{j.experiment}' has no config {exp}")
             kind = "student" if j.teacher else ("teacher" if "teacher" in j.experiment else "radar")
             name = str(exp.relative_to(CONFIG_ROOT).with_suffix(""))  # e.g. experiments/synth/teacher
-            jobs.append(ModelJob(j.key, j.label, name, list(j.overrides), j.teacher, kind))
+            jobs.append(ModelJob(j.key, j.label, name, list(j.overrides), j.teacher, kind, j.init_from))
         if self.spec.folds == 1:
             self.fold_sets = [JobSet(self.out, jobs, source, common_overrides=list(overrides))]
         else:  # one job set per split, in OUT/fold<k>, selected by the spec's fold key
@@ -134,7 +134,7 @@ class Reproduction:
             js = self.jobs
             for j in js.jobs:
                 train = js.train_stage(j, js.train_estimate(j, sizes, tp))
-                stages.append(replace(train, needs=world + ([f"train-{j.teacher}"] if j.teacher else [])))
+                stages.append(replace(train, needs=world + [f"train-{k}" for k in (j.teacher, j.init_from) if k]))
                 stages.append(replace(js.evaluate_stage(j, js.eval_estimate(sizes, tp)), needs=[train.name]))
                 if j.key in self._pseudo_jobs:
                     stages.append(replace(self._pseudo_stage(js, j), needs=[train.name]))
@@ -149,7 +149,7 @@ class Reproduction:
                 if self.transfer and j.kind != "teacher":
                     sts.append(js.transfer_stage(j, self.transfer[1][k]))
                 train = f"fold{k}-{sts[0].name}"
-                teacher = [f"fold{k}-train-{j.teacher}"] if j.teacher else []
+                teacher = [f"fold{k}-train-{t}" for t in (j.teacher, j.init_from) if t]
                 for st in sts:
                     needs = world + teacher if st is sts[0] else [train]
                     stages.append(replace(st, name=f"fold{k}-{st.name}", title=f"fold {k}: {st.title}",

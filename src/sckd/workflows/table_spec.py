@@ -20,6 +20,8 @@ class JobSpec:
     experiment: str
     """Config stem under ``experiments/<family>/``."""
     teacher: str | None = None
+    init_from: str | None = None
+    """Key of an earlier job whose trained weights this job starts from (``train.init_from``)."""
     reference: list[float] | None = None
     """The paper's VoD val mAP (EAA, DC)."""
     overrides: list[str] = field(default_factory=list)
@@ -91,6 +93,11 @@ class TableSpec:
         if self.folds < 1 or (self.folds > 1 and not self.fold_key):
             raise SckdError(f"config key '{path}.fold_key': needed to run {self.folds} folds")
         keys = {j.key for j in self.jobs}
+        for i, j in enumerate(self.jobs):
+            earlier = [e.key for e in self.jobs[:i]]
+            if j.init_from is not None and j.init_from not in earlier:
+                raise SckdError(f"config key '{path}.jobs.{j.key}.init_from': '{j.init_from}' must name a job "
+                                f"listed before it ({', '.join(earlier) or 'none'})")
         if not set(self.figures) <= keys:
             raise SckdError(f"config key '{path}.figures': {self.figures} must name job keys of {sorted(keys)}")
         for pair in self.gains:
