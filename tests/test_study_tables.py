@@ -348,6 +348,13 @@ def test_recipe_second_cycle_starts_from_its_split_s_first_cycle(tmp_path, monke
         assert needs[f"fold{k}-train-teacher_s_e60_fine"] == [f"fold{k}-train-teacher_s_e36_fine"]
         exp = js.experiment(js.job("teacher_s_e60_fine"))
         assert exp.train.init_from == str(tmp_path / "out" / f"fold{k}" / "checkpoints" / "teacher_s_e36_fine.pt")
+        # The fade row: the same start, the same network, ground-truth pasting off for 6 epochs.
+        assert needs[f"fold{k}-train-teacher_s_fade_fine"] == [f"fold{k}-train-teacher_s_e36_fine"]
+        first, fade = js.experiment(js.job("teacher_s_e36_fine")), js.experiment(js.job("teacher_s_fade_fine"))
+        assert fade.train.init_from == exp.train.init_from
+        assert first.augment.gt_sampling.enabled and not fade.augment.gt_sampling.enabled
+        assert (fade.train.epochs, fade.train.lr, first.train.lr) == (6, 0.001, 0.01)
+        assert fade.model == first.model
     bad = replace(spec, jobs=[replace(second, init_from="teacher_s_e60_fine"), *spec.jobs])
     with pytest.raises(SckdError, match=r"jobs.teacher_s_e60_fine.init_from': 'teacher_s_e60_fine' must name a job "
                                         r"listed before it"):
