@@ -355,6 +355,11 @@ def test_recipe_second_cycle_starts_from_its_split_s_first_cycle(tmp_path, monke
         assert first.augment.gt_sampling.enabled and not fade.augment.gt_sampling.enabled
         assert (fade.train.epochs, fade.train.lr, first.train.lr) == (6, 0.001, 0.01)
         assert fade.model == first.model
+        # The fade step again, after the second cycle: it waits for and starts from that cycle.
+        assert needs[f"fold{k}-train-teacher_s_e60_fade_fine"] == [f"fold{k}-train-teacher_s_e60_fine"]
+        late = js.experiment(js.job("teacher_s_e60_fade_fine"))
+        assert late.train.init_from == str(tmp_path / "out" / f"fold{k}" / "checkpoints" / "teacher_s_e60_fine.pt")
+        assert (late.augment, late.train.epochs, late.train.lr, late.model) == (fade.augment, 6, 0.001, fade.model)
     bad = replace(spec, jobs=[replace(second, init_from="teacher_s_e60_fine"), *spec.jobs])
     with pytest.raises(SckdError, match=r"jobs.teacher_s_e60_fine.init_from': 'teacher_s_e60_fine' must name a job "
                                         r"listed before it"):
