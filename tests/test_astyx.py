@@ -503,6 +503,13 @@ def test_pseudo_label_table_means_each_splits_precision_and_recall():
     head = [c.strip() for c in lines[2].strip("|").split("|")]
     cells = [c.strip() for c in next(x for x in lines if x.startswith("| AF+RD |")).strip("|").split("|")]
     assert head[4] == "best recall, any threshold" and cells[4] == "0.45 ± 0.00 (1/3)"
+    # the sigma a student would choose: on the teacher's labeled frames where scored, else the same
+    assert head[5] == "sigma for precision >= 0.6" and cells[5] == "0.33 ± 0.00 (1/3)"
+    folds[1]["t"]["sigma_choice"] = {"frames": 4, "best_recall": [{}, {"min_precision": 0.6, "recall": 0.5,
+                                                                       "lowest_score": 0.41}]}
+    _, md = format_pseudo_tables(folds, ["t"], {"t": "AF+RD"}, "Car", 0.3, 0.6, 3)
+    cells = [c.strip() for c in next(x for x in md.splitlines() if x.startswith("| AF+RD |")).strip("|").split("|")]
+    assert cells[4:6] == ["0.45 ± 0.00 (1/3)", f"0.37 ± {statistics.stdev([0.33, 0.41]):.2f} (2/3)"]
 
 
 def test_pseudo_label_stage_scores_the_folds_own_train_frames(tmp_path, cli, capsys):
@@ -644,3 +651,129 @@ def test_a_job_started_from_another_jobs_weights_trains_from_them(tmp_path):
     assert f"weights from {js.checkpoint('first')}" in (js.run_dir("second") / "train.log").read_text()
     with pytest.raises(SckdError, match="job 'zero' to start from is not in this set"):
         JobSet(tmp_path / "o2", [ModelJob("a", "a", cfg, init_from="zero")], DataSource(root=str(root)))
+
+
+def test_a_fine_student_trains_at_the_sigma_its_teacher_reaches_on_its_labeled_frames(tmp_path, monkeypatch):
+    """`reproduce astyx_fine`: a student's training waits for its teacher's pseudo-label stage on
+    the same split and trains at the sigma just below the lowest teacher score that keeps a
+    precision of 0.6, read on the train frames whose labels that teacher trained on: all of
+    them for the full-label teacher, the labeled quarter for the quarter-label one (recounted
+    here over those frames alone). Missing or unusable choices are one-line errors."""
+    import torch
+
+    from sckd.config import to_dict
+    from sckd.data.semi import labeled_share
+    from sckd.distill.pl_quality import sigma_keeping
+    from sckd.engine import checkpoint as ck
+    from sckd.experiment import train as train_mod
+    from sckd.experiment.config import model_key
+    from sckd.experiment.pseudo_stats import pseudo_label_quality
+    from sckd.experiment.train import build_model
+    from sckd.workflows.reproduce import Reproduction
+
+    monkeypatch.setenv("SCKD_CACHE", str(tmp_path / "cache"))
+    root = write_astyx(tmp_path / "astyx", simple_frames(30))
+    rep = Reproduction(tmp_path / "out", "astyx_fine", str(root), ["dataset.astyx.block_frames=3"])
+    stages = {s.name: s for s in rep.stages()}
+    pairs = {"ssod_f": "teacher_s_e60_fade_fine", "student_f": "teacher_s_e60_fade_fine", "f_f": "teacher_s_e60_fade_fine",
+             "g_f": "teacher_s_e60_fade_fine", "sckd_q_f": "teacher_q_fade_fine", "sckd_plus_f": "teacher_q_fade_fine"}
+    for k in range(3):
+        for student, teacher in pairs.items():
+            assert stages[f"fold{k}-train-{student}"].needs == [f"fold{k}-train-{teacher}",
+                                                                 f"fold{k}-pseudo-labels-{teacher}"]
+    js = rep.fold_sets[1]
+
+    def save(key):  # a hand-made teacher: scores near 0.5, boxes near the anchors
+        exp = js.experiment(js.job(key))
+        torch.manual_seed(0)
+        model = build_model(exp)
+        with torch.no_grad():
+            model.head.conv_cls.bias.fill_(0.0)
+        js.checkpoint(key).parent.mkdir(parents=True, exist_ok=True)
+        ck.save_checkpoint(ck.Checkpoint(model.state_dict(), to_dict(exp), ck.model_signature(model, model_key(exp))),
+                           js.checkpoint(key))
+        return exp
+
+    full, quarter = save("teacher_s_e60_fade_fine"), save("teacher_q_fade_fine")
+    stages["fold1-pseudo-labels-teacher_s_e60_fade_fine"].run()
+    got = js.read_pseudo("teacher_s_e60_fade_fine")
+    assert got["sigma_choice"] == {"frames": got["frames"], "best_recall": got["best_recall"]}
+    # the quarter teacher, with boxes made here: each train frame's labeled cars at a score each,
+    # and three false boxes far off; the choice recounted by hand over the labeled quarter
+    from sckd.data.types import Detections
+    from sckd.experiment import pseudo_stats
+
+    rng = np.random.default_rng(0)
+    made: dict[str, tuple[list[float], list[float]]] = {}  # frame -> (car scores, false-box scores)
+
+    def fake_predictions(model, dataset, collate, *, env, batch_size, workers):
+        dets = []
+        for i, fid in enumerate(dataset.frame_ids):
+            f = dataset.load(i)
+            cars = f.boxes[f.labels == car]
+            made[fid] = ([float(v) for v in rng.uniform(0.2, 0.9, len(cars)).astype(np.float32)],
+                         [float(v) for v in rng.uniform(0.05, 0.8, 3).astype(np.float32)])
+            far = [[70.0, y, -1.0, 4.0, 1.8, 1.5, 0.0] for y in (-35.0, 0.0, 35.0)]
+            boxes = np.concatenate([cars, far]).astype(np.float32)
+            dets.append(Detections(torch.from_numpy(boxes), torch.tensor(made[fid][0] + made[fid][1]),
+                                   torch.full((len(boxes),), car, dtype=torch.long)))
+        return list(dataset.frame_ids), dets
+
+    car = quarter.dataset.classes.index("Car")
+    monkeypatch.setattr(pseudo_stats, "run_predictions", fake_predictions)
+    train_ids = list_split(quarter.dataset, "train")
+    share = labeled_share(quarter.pool, quarter.dataset, train_ids)
+    rep_q = pseudo_label_quality(js.checkpoint("teacher_q_fade_fine"), [0.05, 0.3], data=str(root),
+                                 overrides=["dataset.astyx.block_frames=3", "dataset.astyx.fold=1"])
+    assert rep_q.sigma_choice_frames == len(share) < rep_q.frames == len(train_ids)
+
+    def by_hand(frames):  # every threshold: the highest recall at precision >= 0.6, at its highest threshold
+        n = sum(len(made[f][0]) for f in frames)
+        best = (0.0, float("nan"))
+        for t in sorted({v for f in frames for part in made[f] for v in part}, reverse=True):
+            hits = sum(v >= t for f in frames for v in made[f][0])
+            kept = hits + sum(v >= t for f in frames for v in made[f][1])
+            if hits / kept >= 0.6 and hits / n > best[0]:
+                best = (hits / n, t)
+        return best
+
+    got_q = rep_q.sigma_choice[car]
+    assert (got_q["recall"], got_q["lowest_score"]) == pytest.approx(by_hand(share))
+    assert (got_q["recall"], got_q["lowest_score"]) != pytest.approx(by_hand(train_ids))  # the share matters
+    assert rep_q.best_recall[car]["recall"] == pytest.approx(by_hand(train_ids)[0])
+    # the student's training reads the choice of its own split's teacher
+    path = js.pseudo_file("teacher_s_e60_fade_fine")
+    got["sigma_choice"]["best_recall"][car].update(lowest_score=0.4213, recall=0.61)
+    path.write_text(json.dumps(got))
+    seen = {}
+
+    def fake_train(exp, **_):
+        seen["sigma"] = exp.distill.ssod.sigma
+        raise SckdError("stop here")
+
+    monkeypatch.setattr(train_mod, "train_experiment", fake_train)
+    with pytest.raises(SckdError, match="stop here"):
+        stages["fold1-train-ssod_f"].run()
+    assert seen["sigma"] == [sigma_keeping(0.4213)] and sigma_keeping(0.4213) < 0.4213
+    # a result from before `sigma_choice`: the full-label teacher's best recall is on the same frames
+    del got["sigma_choice"]
+    got["best_recall"][car].update(lowest_score=0.5, min_precision=0.6)
+    path.write_text(json.dumps(got))
+    assert js.experiment_to_train(js.job("student_f"))[1] == [sigma_keeping(0.5)]
+    old_q = dict(got)
+    js.pseudo_file("teacher_q_fade_fine").write_text(json.dumps(old_q))  # the quarter one's is not
+    with pytest.raises(SckdError, match=r"pseudo-labels-teacher_q_fade_fine.json: has no key 'sigma_choice'"):
+        js.experiment_to_train(js.job("sckd_q_f"))
+    got["best_recall"][car].update(lowest_score=float("nan"), recall=0.0)
+    path.write_text(json.dumps(got))
+    with pytest.raises(SckdError, match=r"no threshold gives the Car pseudo-labels of 'teacher_s_e60_fade_fine' a "
+                                        r"precision of 0.6; job 'g_f' has no sigma"):
+        js.experiment_to_train(js.job("g_f"))
+    got["best_recall"][car].update(min_precision=0.5, lowest_score=0.4)
+    path.write_text(json.dumps(got))
+    with pytest.raises(SckdError, match=r"holds no Car best recall at precision 0.6"):
+        js.experiment_to_train(js.job("f_f"))
+    path.unlink()
+    with pytest.raises(SckdError, match=r"pseudo-labels-teacher_s_e60_fade_fine.json: not found; job 'student_f'"):
+        js.experiment_to_train(js.job("student_f"))
+    assert full.model.encoders["radar"].voxel_size == js.experiment(js.job("student_f")).model.encoders["radar"].voxel_size

@@ -3,6 +3,7 @@
 import math
 
 import numpy as np
+import pytest
 
 from sckd.distill.pl_quality import (
     MatchedBoxes,
@@ -100,3 +101,33 @@ def test_best_recall_over_every_threshold_by_hand_and_against_a_fine_grid():
     best = best_recall_any_sigma(m, 0, 0.55)
     assert best["recall"] == max(ok)
     assert precision_recall(m, [best["lowest_score"] - 1e-6], 1)[0]["recall"][0] == best["recall"]
+
+
+def test_sigma_keeping_keeps_exactly_the_boxes_of_the_best_recall():
+    """A student's sigma from a best recall: the pseudo-label filter (score > sigma, on float32
+    scores) keeps exactly the boxes scoring at least its lowest score, so the student's
+    pseudo-labels have that recall and precision (counted here by hand)."""
+    import torch
+
+    from sckd.data.types import Detections
+    from sckd.distill.pl_quality import sigma_keeping
+    from sckd.distill.pseudo_labels import filter_pseudo_labels
+
+    rng = np.random.default_rng(5)
+    scores = rng.random(400).astype(np.float32)
+    scores[:40] = scores[40]  # ties at one score, and float32 values that float64 sigmas round onto
+    tp = rng.random(400) < scores  # higher scores are more often right
+    m = MatchedBoxes(scores=scores, labels=np.zeros(400, np.int64), tp=tp, gt_per_class=np.array([300]))
+    for floor in (0.5, 0.6, 0.75):
+        best = best_recall_any_sigma(m, 0, floor)
+        sigma = sigma_keeping(best["lowest_score"])
+        dets = Detections(boxes=torch.zeros(400, 7), scores=torch.from_numpy(scores),
+                          labels=torch.zeros(400, dtype=torch.long))
+        for s in (sigma, [sigma]):  # one value, or one per class
+            kept = filter_pseudo_labels([dets], s).scores[0].numpy()
+            mask = scores >= np.float32(best["lowest_score"])
+            assert sorted(kept) == sorted(scores[mask])
+            assert tp[mask].sum() / 300 == best["recall"] and tp[mask].mean() >= floor
+        assert sigma < best["lowest_score"]
+    with pytest.raises(ValueError, match="not a score"):
+        sigma_keeping(float("nan"))

@@ -285,18 +285,22 @@ def test_a_student_names_its_teacher_jobs_exact_network():
             assert to_dict(named.model) == to_dict(exps[j.teacher].model), (table, j.key)
 
 
-def test_keys_the_astyx_table_shares_with_the_recipe_train_the_same_config():
-    """`reproduce astyx` is run in the recipe's OUT and reuses its runs by key: each shared key
-    must mean the same experiment there (all but the experiment's name)."""
-    tables = {t: load_table(t) for t in ("astyx", "recipe")}
+@pytest.mark.parametrize("table, keys", [
+    ("astyx", {"teacher_s_e36", "baseline", "baseline_s"}),
+    ("astyx_fine", {"teacher_s_e36_fine", "teacher_s_e60_fine", "teacher_s_e60_fade_fine", "baseline"})])
+def test_keys_an_astyx_table_shares_with_the_recipe_train_the_same_config(table, keys):
+    """`reproduce astyx` (and astyx_fine) is run in the recipe's OUT and reuses its runs by key:
+    each shared key must mean the same experiment there (all but the experiment's name), from
+    the same start."""
+    tables = {t: load_table(t) for t in (table, "recipe")}
     jobs = {t: {j.key: j for j in s.jobs} for t, s in tables.items()}
-    shared = set(jobs["astyx"]) & set(jobs["recipe"])
-    assert {"teacher_s_e36", "baseline", "baseline_s"} <= shared
+    shared = set(jobs[table]) & set(jobs["recipe"])
+    assert keys <= shared
     for key in shared:
-        a, b = (jobs[t][key] for t in ("astyx", "recipe"))
+        a, b = (jobs[t][key] for t in (table, "recipe"))
         ea, eb = (to_dict(load_experiment(f"experiments/astyx/{j.experiment}", j.overrides)) for j in (a, b))
         ea.pop("name"), eb.pop("name")
-        assert ea == eb, key
+        assert ea == eb and a.init_from == b.init_from, key
 
 
 def test_a_score_at_another_iou_is_an_empty_cell_for_a_run_carried_as_its_result(tmp_path):

@@ -124,6 +124,9 @@ def run(args: argparse.Namespace) -> int:
     floor = min(args.sigmas + ([args.errors] if args.errors is not None else []))  # what the model kept
     print(f"best recall at precision >= {args.min_precision:g} over every threshold above {floor:g}: "
           + ", ".join(f"{c} {best(b)}" for c, b in zip(rep.classes, rep.best_recall)))
+    if 0 < rep.sigma_choice_frames != rep.frames:  # a model trained on part of the labels
+        print(f"the same on the {rep.sigma_choice_frames} frames whose labels it trained on (where a student's "
+              "sigma may be chosen): " + ", ".join(f"{c} {best(b)}" for c, b in zip(rep.classes, rep.sigma_choice)))
 
     def about(n: int, o: int, img: float) -> str:
         notes = ([] if math.isnan(img) else [f"{img:.2f} centred in the camera image"]) + (

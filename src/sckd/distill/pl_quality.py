@@ -113,6 +113,15 @@ def best_recall_any_sigma(m: MatchedBoxes, c: int, min_precision: float) -> dict
     return {"min_precision": min_precision, "recall": float(recall[i]), "lowest_score": float(scores[ends[i]])}
 
 
+def sigma_keeping(lowest_score: float) -> float:
+    """The sigma at which ``score > sigma`` keeps exactly the boxes scoring at least
+    ``lowest_score`` (a :func:`best_recall_any_sigma` result): the next float32 below it, the
+    dtype of the scores it is compared with (:func:`sckd.distill.pseudo_labels.filter_pseudo_labels`)."""
+    if not np.isfinite(lowest_score) or not 0.0 < lowest_score <= 1.0:
+        raise ValueError(f"lowest score {lowest_score} is not a score in (0, 1]")
+    return float(np.nextafter(np.float32(lowest_score), np.float32(0.0)))
+
+
 def best_f1_sigma(rows: list[dict], n_classes: int) -> list[float]:
     """Per class, the sigma of ``rows`` with the highest F1 (the first on ties)."""
     best = []

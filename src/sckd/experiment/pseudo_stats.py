@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from sckd.data.dataset import RadarDataset, collate, image_mask
+from sckd.data.semi import labeled_share
 from sckd.distill.pl_quality import (
     MatchedBoxes,
     best_f1_sigma,
@@ -44,6 +45,11 @@ class PseudoLabelReport:
     """Class -> one row per :data:`sckd.eval.localization.FATES` entry for the boxes above
     ``errors_sigma``: ``fate``, ``boxes``, ``share``, ``median_range_m``, ``in_image`` (share of
     box centres inside the camera image; NaN without a calibration)."""
+    sigma_choice: list[dict] = field(default_factory=list)
+    """Per class, ``best_recall`` over the frames of the split whose labels the model trained on
+    (its ``pool``'s labeled share; all of them for a fully labeled model): where a student's sigma
+    may be chosen without reading the labels of the frames it treats as unlabeled."""
+    sigma_choice_frames: int = 0
     labeled: list[int] = field(default_factory=list)
     """Per class: labeled objects on the split (recall's denominator)."""
     labeled_in_image: list[float] = field(default_factory=list)
@@ -104,6 +110,7 @@ def pseudo_label_quality(path: str | Path, sigmas: list[float], *, data: str | N
     env = DistEnv(device=resolve_device(device))
     model.to(env.device)
     dataset = RadarDataset(exp.dataset, split, with_lidar=exp.needs_lidar, labeled=True)
+    share = set(labeled_share(exp.pool, exp.dataset, dataset.frame_ids)) if split == exp.train.train_split else set()
     if every > 1:
         dataset = RadarDataset(exp.dataset, split, with_lidar=exp.needs_lidar, labeled=True,
                                frame_ids=dataset.frame_ids[::every])
@@ -116,6 +123,8 @@ def pseudo_label_quality(path: str | Path, sigmas: list[float], *, data: str | N
     fates: list[list[np.ndarray]] = [[] for _ in names]  # per class: rows of (fate, range, in image)
     seen_by: list[list[np.ndarray]] = [[] for _ in names]  # per class: rows of (gt score, range, radar, lidar)
     gt_count = np.zeros(len(names), dtype=np.int64)
+    gt_in_share = np.zeros(len(names), dtype=np.int64)
+    in_share: list[bool] = []  # per frame of ``ids``
     gt_outside = np.zeros(len(names), dtype=np.int64)
     gt_in_image = np.zeros(len(names), dtype=np.int64)
     gt_calibrated = np.zeros(len(names), dtype=np.int64)
@@ -126,6 +135,9 @@ def pseudo_label_quality(path: str | Path, sigmas: list[float], *, data: str | N
         keep = f.labels >= 0
         gt_b, gt_l = f.boxes[keep], f.labels[keep]
         gt_count += np.bincount(gt_l, minlength=len(names))[:len(names)]
+        in_share.append(fid in share)
+        if in_share[-1]:
+            gt_in_share += np.bincount(gt_l, minlength=len(names))[:len(names)]
         gt_outside += np.bincount(gt_l[centre_outside(gt_b, pc_range)], minlength=len(names))[:len(names)]
         if f.calib is not None:
             gt_calibrated += np.bincount(gt_l, minlength=len(names))[:len(names)]
@@ -150,9 +162,14 @@ def pseudo_label_quality(path: str | Path, sigmas: list[float], *, data: str | N
                 fates[c].append(np.stack([fate, np.hypot(b[k, 0], b[k, 1]), in_image[k]], axis=1))
                 seen_by[c].append(per_gt[gt_l == c])
     m = MatchedBoxes(np.concatenate(scores), np.concatenate(labels), np.concatenate(tps), gt_count)
+    sel = [i for i, ok in enumerate(in_share) if ok]
+    m_share = MatchedBoxes(*(np.concatenate([a[i] for i in sel]) if sel else np.zeros(0, a[0].dtype)
+                             for a in (scores, labels, tps)), gt_in_share)
     rows = precision_recall(m, sorted(sigmas), len(dataset))
     report = PseudoLabelReport(names, rows, best_f1_sigma(rows, len(names)), len(dataset), errors_sigma,
                                best_recall=[best_recall_any_sigma(m, c, min_precision) for c in range(len(names))],
+                               sigma_choice=[best_recall_any_sigma(m_share, c, min_precision) for c in range(len(names))],
+                               sigma_choice_frames=len(sel),
                                labeled=gt_count.tolist(), outside_range=gt_outside.tolist(),
                                labeled_in_image=[float(a / b) if b else math.nan
                                                  for a, b in zip(gt_in_image, gt_calibrated)])

@@ -44,9 +44,11 @@ def format_pseudo_tables(per_fold: list[dict[str, dict]], keys: list[str], label
                          class_name: str, sigma: float, min_precision: float, folds: int) -> tuple[str, str]:
     """(text, Markdown). ``per_fold``: per split, job key -> the JSON of a pseudo-label stage
     (``classes``, ``rows`` as :func:`sckd.distill.pl_quality.precision_recall` gives; where it has
-    them, ``best_recall`` and ``by_points`` add a column each)."""
+    them, ``best_recall`` adds two columns -- the recall, and the sigma at that precision on the
+    frames whose labels the teacher read (``sigma_choice``, where scored) -- and ``by_points`` one)."""
     head = [f"precision @{sigma:g}", f"recall @{sigma:g}", f"best recall, precision >= {min_precision:g}",
-            "best recall, any threshold", f"recall @{sigma:g}, >= 1 LiDAR point in the box"]
+            "best recall, any threshold", f"sigma for precision >= {min_precision:g}",
+            f"recall @{sigma:g}, >= 1 LiDAR point in the box"]
     body = []
     unseen: dict[int, float] = {}  # split -> share of the labeled objects no LiDAR point reaches
     for key in keys:
@@ -62,8 +64,13 @@ def format_pseudo_tables(per_fold: list[dict[str, dict]], keys: list[str], label
                 unseen[i] = seen[0]
             exact = (res.get("best_recall") or [{}] * (c + 1))[c]
             exact_ok = exact.get("min_precision") is not None and abs(exact["min_precision"] - min_precision) < 1e-9
+            # the sigma a student chooses: on the frames whose labels the teacher read (all of a
+            # fully labeled teacher's, where results before `sigma_choice` hold the same number)
+            chosen = ((res.get("sigma_choice") or {}).get("best_recall") or [exact] * (c + 1))[c]
+            chosen_ok = chosen.get("min_precision") is not None and abs(chosen["min_precision"] - min_precision) < 1e-9
             for v, x in zip(vals, (r["precision"][c], r["recall"][c], best_recall(res["rows"], c, min_precision),
                                    exact["recall"] if exact_ok else math.nan,
+                                   chosen.get("lowest_score", math.nan) if chosen_ok else math.nan,
                                    math.nan if seen is None else seen[1])):
                 if not math.isnan(x):
                     v.append(x)
@@ -71,7 +78,8 @@ def format_pseudo_tables(per_fold: list[dict[str, dict]], keys: list[str], label
             body.append((labels.get(key, key), [cell(v, folds) for v in vals]))
     if not body:
         return "", ""
-    # the last two columns only once some result holds them (scored since 2026-12-07)
+    # the last three columns only once some result holds them (scored since 2026-12-07); the
+    # sigma column is that of a student with `sigma_from_teacher` (reproduce tables)
     shown = [i for i in range(len(head)) if i < 3 or any(cs[i] != "-" for _, cs in body)]
     head = [head[i] for i in shown]
     body = [(n, [cs[i] for i in shown]) for n, cs in body]

@@ -87,6 +87,11 @@ class ModelJob:
     init_from: str | None = None
     """Key of the job whose checkpoint this job's training starts from (``train.init_from``:
     weights only, a new schedule), e.g. a second cycle on top of a finished run."""
+    sigma_from: str | None = None
+    """Key of the job whose pseudo-label result (``results/pseudo-labels-<key>.json``) sets this
+    student's ``distill.ssod.sigma``: per class, just below the lowest score at which those
+    pseudo-labels reach ``min_precision`` (:meth:`JobSet.chosen_sigma`)."""
+    min_precision: float = 0.6
 
 
 def read_result(path: Path) -> EvalResult:
@@ -169,6 +174,18 @@ class JobSet:
             exp.train.init_from = str(self.checkpoint(job.init_from))
         return exp
 
+    def experiment_to_train(self, job: ModelJob) -> tuple[ExperimentConfig, list[float] | None]:
+        """The experiment its training stage runs: :meth:`experiment`, and for a job with
+        ``sigma_from`` the sigma of :meth:`chosen_sigma` (returned too, for the stage marker)."""
+        exp = self.experiment(job)
+        if not job.sigma_from:
+            return exp, None
+        sigma = self.chosen_sigma(job, list(exp.dataset.classes))
+        exp.distill.ssod.sigma = sigma
+        log.info("%s: distill.ssod.sigma = %s (precision >= %g on %s's labeled train frames)", job.key,
+                 [round(v, 4) for v in sigma], job.min_precision, job.sigma_from)
+        return exp, sigma
+
     def validate(self) -> None:
         """Load every job's config now, so a bad key fails before hours of training."""
         for j in self.jobs:
@@ -208,7 +225,7 @@ class JobSet:
             from sckd.engine.distributed import cleanup, init_distributed
             from sckd.experiment.train import train_experiment
 
-            exp = self.experiment(job)
+            exp, sigma = self.experiment_to_train(job)
             teacher = self.weights_of(job.teacher) if job.teacher else None  # read before, kept in the marker
             start = self.weights_of(job.init_from) if job.init_from else None
             if sys.stderr.isatty():
@@ -228,7 +245,8 @@ class JobSet:
             s = result.state
             info = {"steps": s.step, "epochs": s.epoch, "frames_per_s": result.frames_per_s,
                     "weights": self.weights_of(job.key)}
-            return info | ({"teacher_weights": teacher} if teacher else {}) | ({"init_weights": start} if start else {})
+            return (info | ({"teacher_weights": teacher} if teacher else {}) | ({"init_weights": start} if start else {})
+                    | ({"sigma": sigma} if sigma is not None else {}))
 
         what = (f"train {job.label} ({job.config}" + (f", teacher: {job.teacher}" if job.teacher else "")
                 + (f", from {job.init_from}'s weights" if job.init_from else "") + ")")
@@ -300,6 +318,7 @@ class JobSet:
             write_text_atomic(self.pseudo_file(job.key), json.dumps(
                 {"split": split, "frames": r.frames, "classes": r.classes, "rows": r.rows,
                  "best_f1_sigma": r.best_f1_sigma, "best_recall": r.best_recall,
+                 "sigma_choice": {"frames": r.sigma_choice_frames, "best_recall": r.sigma_choice},
                  "errors_sigma": r.errors_sigma, "errors": r.errors,
                  "fates": r.fates, "labeled": r.labeled, "outside_range": r.outside_range,
                  "labeled_in_image": r.labeled_in_image, "by_points": r.by_points},
@@ -308,6 +327,42 @@ class JobSet:
 
         return Stage(f"pseudo-labels-{job.key}", f"score the pseudo-labels of {job.label} on the {split} split",
                      run, [self.pseudo_file(job.key)], 0.0, "eval")
+
+    def chosen_sigma(self, job: ModelJob, classes: list[str]) -> list[float]:
+        """Per class of ``classes``: the sigma keeping exactly job ``job.sigma_from``'s pseudo-labels
+        that score at least the lowest score at which they reach ``job.min_precision`` on the train
+        frames whose labels that teacher trained on (``sigma_choice`` of its pseudo-label result;
+        :func:`sckd.distill.pl_quality.sigma_keeping`)."""
+        from sckd.distill.pl_quality import sigma_keeping
+
+        path = self.pseudo_file(job.sigma_from)
+        res = self.read_pseudo(job.sigma_from)
+        if res is None:
+            raise SckdError(f"{path}: not found; job '{job.key}' reads its sigma from it (run the pseudo-label "
+                            f"stage of '{job.sigma_from}' first)")
+        if "sigma_choice" in res:
+            choice = res["sigma_choice"].get("best_recall") or []
+        else:  # scored before 2026-12-07's sigma_choice: the same frames where the teacher read every label
+            t = self.job(job.sigma_from)
+            if load_experiment(t.config, [*self.common, *t.overrides]).pool.labeled_fraction < 1.0:
+                raise SckdError(f"{path}: has no key 'sigma_choice' (the teacher's labeled frames); score the "
+                                f"pseudo-labels of '{job.sigma_from}' again")
+            choice = res.get("best_recall") or []
+        out = []
+        for name in classes:
+            if name not in res.get("classes", []):
+                raise SckdError(f"{path}: has no class '{name}' (classes {res.get('classes')})")
+            c = res["classes"].index(name)
+            best = choice[c] if c < len(choice) else {}
+            if best.get("min_precision") is None or abs(best["min_precision"] - job.min_precision) > 1e-9:
+                raise SckdError(f"{path}: holds no {name} best recall at precision {job.min_precision:g} "
+                                f"(has {best.get('min_precision')}); score the pseudo-labels again")
+            lowest = float(best.get("lowest_score", float("nan")))
+            if not lowest > 0.0:  # NaN: no threshold reaches the precision
+                raise SckdError(f"{path}: no threshold gives the {name} pseudo-labels of '{job.sigma_from}' a "
+                                f"precision of {job.min_precision:g}; job '{job.key}' has no sigma to use")
+            out.append(sigma_keeping(lowest))
+        return out
 
     def read_pseudo(self, key: str) -> dict | None:
         path = self.pseudo_file(key)

@@ -91,7 +91,10 @@ class Reproduction:
                 raise SckdError(f"reproduce/{table}.yaml: experiment '{j.experiment}' has no config {exp}")
             kind = "student" if j.teacher else ("teacher" if "teacher" in j.experiment else "radar")
             name = str(exp.relative_to(CONFIG_ROOT).with_suffix(""))  # e.g. experiments/synth/teacher
-            jobs.append(ModelJob(j.key, j.label, name, list(j.overrides), j.teacher, kind, j.init_from))
+            pl = self.spec.pseudo_labels
+            jobs.append(ModelJob(j.key, j.label, name, list(j.overrides), j.teacher, kind, j.init_from,
+                                 sigma_from=j.teacher if j.sigma_from_teacher else None,
+                                 min_precision=pl.min_precision if pl else 0.6))
         if self.spec.folds == 1:
             self.fold_sets = [JobSet(self.out, jobs, source, common_overrides=list(overrides))]
         else:  # one job set per split, in OUT/fold<k>, selected by the spec's fold key
@@ -134,7 +137,8 @@ class Reproduction:
             js = self.jobs
             for j in js.jobs:
                 train = js.train_stage(j, js.train_estimate(j, sizes, tp))
-                stages.append(replace(train, needs=world + [f"train-{k}" for k in (j.teacher, j.init_from) if k]))
+                stages.append(replace(train, needs=world + [f"train-{k}" for k in (j.teacher, j.init_from) if k]
+                                      + ([f"pseudo-labels-{j.sigma_from}"] if j.sigma_from else [])))
                 stages.append(replace(js.evaluate_stage(j, js.eval_estimate(sizes, tp)), needs=[train.name]))
                 if j.key in self._pseudo_jobs:
                     stages.append(replace(self._pseudo_stage(js, j), needs=[train.name]))
@@ -149,9 +153,10 @@ class Reproduction:
                 if self.transfer and j.kind != "teacher":
                     sts.append(js.transfer_stage(j, self.transfer[1][k]))
                 train = f"fold{k}-{sts[0].name}"
-                teacher = [f"fold{k}-train-{t}" for t in (j.teacher, j.init_from) if t]
+                reads = [f"fold{k}-train-{t}" for t in (j.teacher, j.init_from) if t]
+                reads += [f"fold{k}-pseudo-labels-{j.sigma_from}"] if j.sigma_from else []
                 for st in sts:
-                    needs = world + teacher if st is sts[0] else [train]
+                    needs = world + reads if st is sts[0] else [train]
                     stages.append(replace(st, name=f"fold{k}-{st.name}", title=f"fold {k}: {st.title}",
                                           needs=needs))
         return stages

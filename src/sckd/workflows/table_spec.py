@@ -25,6 +25,12 @@ class JobSpec:
     reference: list[float] | None = None
     """The paper's VoD val mAP (EAA, DC)."""
     overrides: list[str] = field(default_factory=list)
+    sigma_from_teacher: bool = False
+    """With ``teacher``: the student's ``distill.ssod.sigma`` is not its config's but, per class,
+    just below the lowest teacher score at which the teacher's pseudo-labels on its own train
+    frames still reach ``pseudo_labels.min_precision`` (its pseudo-label stage on the same split,
+    :func:`sckd.distill.pl_quality.best_recall_any_sigma`): chosen on train frames only, for the
+    teacher the student actually reads."""
 
 
 @dataclass
@@ -95,6 +101,10 @@ class TableSpec:
         keys = {j.key for j in self.jobs}
         for i, j in enumerate(self.jobs):
             earlier = [e.key for e in self.jobs[:i]]
+            if j.sigma_from_teacher and (j.teacher is None or self.pseudo_labels is None
+                                         or j.teacher not in self.pseudo_labels.jobs):
+                raise SckdError(f"config key '{path}.jobs.{j.key}.sigma_from_teacher': needs a teacher job "
+                                f"listed in pseudo_labels.jobs (teacher: {j.teacher})")
             if j.init_from is not None and j.init_from not in earlier:
                 raise SckdError(f"config key '{path}.jobs.{j.key}.init_from': '{j.init_from}' must name a job "
                                 f"listed before it ({', '.join(earlier) or 'none'})")
