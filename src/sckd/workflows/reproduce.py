@@ -85,13 +85,13 @@ class Reproduction:
             self.world = load_demo_config("demo/default.yaml").world
             source = DataSource(root=str(self.out / "world"))
         jobs = []
+        pl = self.spec.pseudo_labels
         for j in self.spec.jobs:
             exp = CONFIG_ROOT / "experiments" / fam / f"{j.experiment}.yaml"
             if not exp.is_file():
                 raise SckdError(f"reproduce/{table}.yaml: experiment '{j.experiment}' has no config {exp}")
             kind = "student" if j.teacher else ("teacher" if "teacher" in j.experiment else "radar")
             name = str(exp.relative_to(CONFIG_ROOT).with_suffix(""))  # e.g. experiments/synth/teacher
-            pl = self.spec.pseudo_labels
             jobs.append(ModelJob(j.key, j.label, name, list(j.overrides), j.teacher, kind, j.init_from,
                                  sigma_from=j.teacher if j.sigma_from_teacher else None,
                                  min_precision=pl.min_precision if pl else 0.6))
