@@ -658,7 +658,8 @@ def test_a_fine_student_trains_at_the_sigma_its_teacher_reaches_on_its_labeled_f
     the same split and trains at the sigma just below the lowest teacher score that keeps a
     precision of 0.6, read on the train frames whose labels that teacher trained on: all of
     them for the full-label teacher, the labeled quarter for the quarter-label one (recounted
-    here over those frames alone). Missing or unusable choices are one-line errors."""
+    here over those frames alone), scored again where the result is not of the checkpoint the
+    student reads. Missing or unusable choices are one-line errors."""
     import torch
 
     from sckd.config import to_dict
@@ -683,9 +684,9 @@ def test_a_fine_student_trains_at_the_sigma_its_teacher_reaches_on_its_labeled_f
                                                                  f"fold{k}-pseudo-labels-{teacher}"]
     js = rep.fold_sets[1]
 
-    def save(key):  # a hand-made teacher: scores near 0.5, boxes near the anchors
+    def save(key, seed=0):  # a hand-made teacher: scores near 0.5, boxes near the anchors
         exp = js.experiment(js.job(key))
-        torch.manual_seed(0)
+        torch.manual_seed(seed)
         model = build_model(exp)
         with torch.no_grad():
             model.head.conv_cls.bias.fill_(0.0)
@@ -698,6 +699,7 @@ def test_a_fine_student_trains_at_the_sigma_its_teacher_reaches_on_its_labeled_f
     stages["fold1-pseudo-labels-teacher_s_e60_fade_fine"].run()
     got = js.read_pseudo("teacher_s_e60_fade_fine")
     assert got["sigma_choice"] == {"frames": got["frames"], "best_recall": got["best_recall"]}
+    assert got["weights"] == js.weights_of("teacher_s_e60_fade_fine")
     # the quarter teacher, with boxes made here: each train frame's labeled cars at a score each,
     # and three false boxes far off; the choice recounted by hand over the labeled quarter
     from sckd.data.types import Detections
@@ -755,24 +757,26 @@ def test_a_fine_student_trains_at_the_sigma_its_teacher_reaches_on_its_labeled_f
     with pytest.raises(SckdError, match="stop here"):
         stages["fold1-train-ssod_f"].run()
     assert seen["sigma"] == [sigma_keeping(0.4213)] and sigma_keeping(0.4213) < 0.4213
-    # a result from before `sigma_choice`: the full-label teacher's best recall is on the same frames
-    del got["sigma_choice"]
-    got["best_recall"][car].update(lowest_score=0.5, min_precision=0.6)
-    path.write_text(json.dumps(got))
-    assert js.experiment_to_train(js.job("student_f"))[1] == [sigma_keeping(0.5)]
-    old_q = dict(got)
-    js.pseudo_file("teacher_q_fade_fine").write_text(json.dumps(old_q))  # the quarter one's is not
-    with pytest.raises(SckdError, match=r"pseudo-labels-teacher_q_fade_fine.json: has no key 'sigma_choice'"):
-        js.experiment_to_train(js.job("sckd_q_f"))
-    got["best_recall"][car].update(lowest_score=float("nan"), recall=0.0)
+    got["sigma_choice"]["best_recall"][car].update(lowest_score=float("nan"), recall=0.0)
     path.write_text(json.dumps(got))
     with pytest.raises(SckdError, match=r"no threshold gives the Car pseudo-labels of 'teacher_s_e60_fade_fine' a "
                                         r"precision of 0.6; job 'g_f' has no sigma"):
         js.experiment_to_train(js.job("g_f"))
-    got["best_recall"][car].update(min_precision=0.5, lowest_score=0.4)
-    path.write_text(json.dumps(got))
-    with pytest.raises(SckdError, match=r"holds no Car best recall at precision 0.6"):
-        js.experiment_to_train(js.job("f_f"))
+    # another training of the teacher than the one scored (or a result without weights): the
+    # student's stage scores the checkpoint it reads first, with the stage's own sigmas
+    save("teacher_s_e60_fade_fine", seed=1)
+    sigma = js.experiment_to_train(js.job("f_f"))[1]
+    again = js.read_pseudo("teacher_s_e60_fade_fine")
+    assert again["weights"] == js.weights_of("teacher_s_e60_fade_fine") != got["weights"]
+    assert [r["sigma"] for r in again["rows"]] == [r["sigma"] for r in got["rows"]]
+    assert sigma == [sigma_keeping(by_hand(train_ids)[1])]  # all its frames: a full-label teacher
+    del again["weights"]
+    path.write_text(json.dumps(again))
+    js.experiment_to_train(js.job("f_f"))
+    assert js.read_pseudo("teacher_s_e60_fade_fine")["weights"] == js.weights_of("teacher_s_e60_fade_fine")
+    path.write_text("{}")
+    with pytest.raises(SckdError, match=r"pseudo-labels-teacher_s_e60_fade_fine.json: not a pseudo-label result"):
+        js.experiment_to_train(js.job("student_f"))
     path.unlink()
     with pytest.raises(SckdError, match=r"pseudo-labels-teacher_s_e60_fade_fine.json: not found; job 'student_f'"):
         js.experiment_to_train(js.job("student_f"))

@@ -310,29 +310,37 @@ class JobSet:
         ``results/pseudo-labels-<key>.json``."""
 
         def run() -> dict[str, Any]:
-            from sckd.experiment.pseudo_stats import pseudo_label_quality
-
-            r = pseudo_label_quality(self.checkpoint(job.key), sigmas, data=self.data.predict_arg, split=split,
-                                     errors_sigma=errors_sigma, min_precision=min_precision)
-            self.pseudo_file(job.key).parent.mkdir(parents=True, exist_ok=True)
-            write_text_atomic(self.pseudo_file(job.key), json.dumps(
-                {"split": split, "frames": r.frames, "classes": r.classes, "rows": r.rows,
-                 "best_f1_sigma": r.best_f1_sigma, "best_recall": r.best_recall,
-                 "sigma_choice": {"frames": r.sigma_choice_frames, "best_recall": r.sigma_choice},
-                 "errors_sigma": r.errors_sigma, "errors": r.errors,
-                 "fates": r.fates, "labeled": r.labeled, "outside_range": r.outside_range,
-                 "labeled_in_image": r.labeled_in_image, "by_points": r.by_points},
-                indent=1), "result")
-            return {"frames": r.frames}
+            res = self.score_pseudo(job.key, sigmas, split, errors_sigma, min_precision)
+            return {"frames": res["frames"], "weights": res["weights"]}
 
         return Stage(f"pseudo-labels-{job.key}", f"score the pseudo-labels of {job.label} on the {split} split",
                      run, [self.pseudo_file(job.key)], 0.0, "eval")
 
+    def score_pseudo(self, key: str, sigmas: list[float], split: str, errors_sigma: float | None,
+                     min_precision: float) -> dict[str, Any]:
+        """Score job ``key``'s checkpoint as :meth:`pseudo_stage` says, write the result (with the
+        digest of the weights it scored) and return it."""
+        from sckd.experiment.pseudo_stats import pseudo_label_quality
+
+        weights = self.weights_of(key)
+        r = pseudo_label_quality(self.checkpoint(key), sigmas, data=self.data.predict_arg, split=split,
+                                 errors_sigma=errors_sigma, min_precision=min_precision)
+        res = {"split": split, "frames": r.frames, "weights": weights, "classes": r.classes, "rows": r.rows,
+               "best_f1_sigma": r.best_f1_sigma, "best_recall": r.best_recall,
+               "sigma_choice": {"frames": r.sigma_choice_frames, "best_recall": r.sigma_choice},
+               "errors_sigma": r.errors_sigma, "errors": r.errors,
+               "fates": r.fates, "labeled": r.labeled, "outside_range": r.outside_range,
+               "labeled_in_image": r.labeled_in_image, "by_points": r.by_points}
+        self.pseudo_file(key).parent.mkdir(parents=True, exist_ok=True)
+        write_text_atomic(self.pseudo_file(key), json.dumps(res, indent=1), "result")
+        return res
+
     def chosen_sigma(self, job: ModelJob, classes: list[str]) -> list[float]:
-        """Per class of ``classes``: the sigma keeping exactly job ``job.sigma_from``'s pseudo-labels
-        that score at least the lowest score at which they reach ``job.min_precision`` on the train
-        frames whose labels that teacher trained on (``sigma_choice`` of its pseudo-label result;
-        :func:`sckd.distill.pl_quality.sigma_keeping`)."""
+        """Per class of ``classes``: the sigma keeping exactly those of job ``job.sigma_from``'s
+        pseudo-labels that reach the highest recall at a precision of at least ``job.min_precision``
+        on the train frames whose labels that teacher trained on (``sigma_choice`` of its
+        pseudo-label result, scored again first where it is not of the checkpoint the student
+        reads; :func:`sckd.distill.pl_quality.sigma_keeping`)."""
         from sckd.distill.pl_quality import sigma_keeping
 
         path = self.pseudo_file(job.sigma_from)
@@ -340,23 +348,25 @@ class JobSet:
         if res is None:
             raise SckdError(f"{path}: not found; job '{job.key}' reads its sigma from it (run the pseudo-label "
                             f"stage of '{job.sigma_from}' first)")
-        if "sigma_choice" in res:
-            choice = res["sigma_choice"].get("best_recall") or []
-        else:  # scored before 2026-12-07's sigma_choice: the same frames where the teacher read every label
-            t = self.job(job.sigma_from)
-            if load_experiment(t.config, [*self.common, *t.overrides]).pool.labeled_fraction < 1.0:
-                raise SckdError(f"{path}: has no key 'sigma_choice' (the teacher's labeled frames); score the "
-                                f"pseudo-labels of '{job.sigma_from}' again")
-            choice = res.get("best_recall") or []
+        weights = self.weights_of(job.sigma_from)
+        floors = [b.get("min_precision") for b in (res.get("sigma_choice") or {}).get("best_recall") or [{}]]
+        if res.get("weights") != weights or any(f is None or abs(f - job.min_precision) > 1e-9 for f in floors):
+            # scored before weights and sigma_choice were recorded, at another precision floor, or
+            # another training of the teacher (a lost checkpoint trained again): score the one the
+            # student reads, with that stage's sigmas, split and errors sigma
+            if not (isinstance(res.get("rows"), list) and res.get("split")):
+                raise SckdError(f"{path}: not a pseudo-label result (no 'rows' or 'split')")
+            log.warning("%s: scored %s, not the weights of %s the student reads (%s) at precision %g: scoring "
+                        "again", path, res.get("weights") or "unrecorded weights", job.sigma_from, weights,
+                        job.min_precision)
+            res = self.score_pseudo(job.sigma_from, [r["sigma"] for r in res["rows"]], res["split"],
+                                    res.get("errors_sigma"), job.min_precision)
+        choice = res["sigma_choice"]["best_recall"]
         out = []
         for name in classes:
             if name not in res.get("classes", []):
                 raise SckdError(f"{path}: has no class '{name}' (classes {res.get('classes')})")
-            c = res["classes"].index(name)
-            best = choice[c] if c < len(choice) else {}
-            if best.get("min_precision") is None or abs(best["min_precision"] - job.min_precision) > 1e-9:
-                raise SckdError(f"{path}: holds no {name} best recall at precision {job.min_precision:g} "
-                                f"(has {best.get('min_precision')}); score the pseudo-labels again")
+            best = choice[res["classes"].index(name)]
             lowest = float(best.get("lowest_score", float("nan")))
             if not lowest > 0.0:  # NaN: no threshold reaches the precision
                 raise SckdError(f"{path}: no threshold gives the {name} pseudo-labels of '{job.sigma_from}' a "
