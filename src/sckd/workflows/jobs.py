@@ -89,8 +89,8 @@ class ModelJob:
     weights only, a new schedule), e.g. a second cycle on top of a finished run."""
     sigma_from: str | None = None
     """Key of the job whose pseudo-label result (``results/pseudo-labels-<key>.json``) sets this
-    student's ``distill.ssod.sigma``: per class, just below the lowest score at which those
-    pseudo-labels reach ``min_precision`` (:meth:`JobSet.chosen_sigma`)."""
+    student's ``distill.ssod.sigma``: per class, just below the threshold with the highest recall
+    at which those pseudo-labels keep ``min_precision`` (:meth:`JobSet.chosen_sigma`)."""
     min_precision: float = 0.6
 
 

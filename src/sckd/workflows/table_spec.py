@@ -27,10 +27,10 @@ class JobSpec:
     overrides: list[str] = field(default_factory=list)
     sigma_from_teacher: bool = False
     """With ``teacher``: the student's ``distill.ssod.sigma`` is not its config's but, per class,
-    just below the lowest teacher score at which the teacher's pseudo-labels on its own train
-    frames still reach ``pseudo_labels.min_precision`` (its pseudo-label stage on the same split,
-    :func:`sckd.distill.pl_quality.best_recall_any_sigma`): chosen on train frames only, for the
-    teacher the student actually reads."""
+    just below the threshold with the highest recall at which the teacher's pseudo-labels on the
+    train frames whose labels it trained on keep ``pseudo_labels.min_precision`` (its pseudo-label
+    stage on the same split, :func:`sckd.distill.pl_quality.best_recall_any_sigma`): chosen on
+    train frames only, for the teacher the student actually reads."""
 
 
 @dataclass
