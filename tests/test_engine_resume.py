@@ -1,5 +1,9 @@
 """Resume determinism and trainer bookkeeping on a tiny model (the real detector: test_engine_e2e)."""
 
+import logging
+import os
+import signal
+
 import pytest
 import torch
 from helpers.engine_toys import ToyDataset, ToyDetector, collate, toy_evaluate
@@ -195,3 +199,51 @@ def test_init_from_refuses_a_missing_file_and_another_model(tmp_path):
     tr.signature = "0123456789abcdef"
     with pytest.raises(SckdError, match=r"final.pt: checkpoint is from another model"):
         tr.init_weights(tmp_path / "first" / "checkpoints" / "final.pt")
+
+
+class _SignalWhileWriting(logging.Handler):
+    """A log handler that sends this process SIGINT from inside its own write of the first line
+    containing ``at``: Ctrl-C that lands while the trainer is writing its log."""
+
+    def __init__(self, at: str):
+        super().__init__(logging.INFO)
+        self.at, self.sent, self.depth = at, False, 0
+        self.lines: list[str] = []
+        self.nested: list[str] = []  # lines written while another write was under way
+
+    def emit(self, record):
+        self.depth += 1
+        try:
+            msg = record.getMessage()
+            if self.depth > 1:
+                self.nested.append(msg)
+            if not self.sent and self.at in msg:
+                self.sent = True
+                os.kill(os.getpid(), signal.SIGINT)
+                sum(range(10_000))  # Python runs the signal handler at a bytecode boundary in here
+            self.lines.append(msg)
+        finally:
+            self.depth -= 1
+
+
+def test_ctrl_c_during_a_log_write_stops_with_a_checkpoint_and_logs_it_after(tmp_path):
+    # A handler that logs re-enters the half-written file: the buffered file refuses the nested
+    # write and the line is lost (make test saw "SIGINT" missing from train.log). The handler only
+    # sets a flag; the loop logs the request once, after the step.
+    cfg = _cfg(log_every=1, ckpt_every=100)
+    tr = _trainer(tmp_path / "run", cfg)
+    spy = _SignalWhileWriting(" step 2/")
+    logger = logging.getLogger("sckd")
+    old_level = logger.level
+    logger.setLevel(logging.INFO)
+    logger.addHandler(spy)
+    try:
+        result = tr.fit()
+    finally:
+        logger.removeHandler(spy)
+        logger.setLevel(old_level)
+    assert spy.sent and spy.nested == []
+    assert result.stopped_early and result.state.step == 2
+    assert any(line.startswith("SIGINT: stopping at step 2 with a checkpoint") for line in spy.lines), spy.lines
+    assert ck.load_checkpoint(ck.latest_checkpoint(tmp_path / "run" / "checkpoints")).step == 2
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # restored

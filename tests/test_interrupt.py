@@ -206,7 +206,7 @@ def test_signal_to_the_whole_process_group_stops_cleanly(world, tmp_path, sig):
     err = proc.stderr.read().decode() if proc.stderr else ""
     assert proc.returncode == 0, err
     assert "internal error" not in err and "worker" not in err, err
-    assert signal.Signals(sig).name in log.read_text()
+    assert signal.Signals(sig).name in log.read_text(), err
     latest = ck.latest_checkpoint(run / "checkpoints")
     if not (run / "checkpoints" / "final.pt").exists():
         assert latest is not None and ck.load_checkpoint(latest).step >= 2

@@ -96,7 +96,8 @@ class Trainer:
         self.amp_dtype = torch.bfloat16 if cfg.amp_dtype == "bfloat16" else torch.float16
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.use_amp and self.amp_dtype == torch.float16)
         self.state = TrainState()
-        self._stop = False
+        self._stop: str | None = None  # the name of the signal that asked the run to stop
+        self._stop_told = False  # whether that request is in the log yet
         self._nonfinite = 0
         self._saved_at: tuple[int, int] | None = None  # (epoch, step) of the last periodic save
         self._pending_rng: dict[str, Any] | None = None
@@ -196,15 +197,26 @@ class Trainer:
         previous = {s: signal.getsignal(s) for s in signals}
 
         def handler(signum, frame):  # noqa: ARG001
+            # Only a flag here: a handler that logs can land inside the main thread's own write to
+            # the log file, and the buffered file refuses the reentrant call (the line is lost).
             if self._stop:
                 raise KeyboardInterrupt
-            self._stop = True
-            log.warning("%s: stopping after this step with a checkpoint (Ctrl-C again to abort)",
-                        signal.Signals(signum).name)
+            self._stop = signal.Signals(signum).name
 
         for s in signals:
             signal.signal(s, handler)
         return lambda: [signal.signal(s, h) for s, h in previous.items()] and None
+
+    def _tell_stop(self, last: bool = False) -> None:
+        """Log a stop request once, from the main loop (never from the signal handler)."""
+        if not self._stop or self._stop_told:
+            return
+        self._stop_told = True
+        if last:
+            log.warning("%s after the last step: the run ends as it would have", self._stop)
+        else:
+            log.warning("%s: stopping at step %d with a checkpoint (Ctrl-C again to abort)",
+                        self._stop, self.state.step)
 
     def train_step(self, batch: Any) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
         """One optimiser step; returns the detached loss terms and the (pre-clip) grad norm."""
@@ -312,7 +324,8 @@ class Trainer:
                             self.on_step(self)
                         if cfg.ckpt_unit == "step" and s.step % cfg.ckpt_every == 0:
                             last_ckpt = self.save()
-                        stop = self._stop or (cfg.max_steps is not None and s.step >= cfg.max_steps)
+                        self._tell_stop()
+                        stop = bool(self._stop) or (cfg.max_steps is not None and s.step >= cfg.max_steps)
                         if any_rank(env, stop):
                             stopped_early = True
                             break
@@ -333,6 +346,7 @@ class Trainer:
                     copy_atomic(last_ckpt, self.ckpt_dir / "final.pt", "checkpoint")
         finally:
             restore_sigint()
+            self._tell_stop(last=True)  # a request that came after the last step
             monitor.close()
         fps = frames / train_time if train_time > 0 else 0.0
         return TrainResult(self.run_dir, s, stopped_early, fps, last_ckpt)
