@@ -344,9 +344,9 @@ class Trainer:
                     ck.save_checkpoint(self.export(ck.load_checkpoint(last_ckpt)), self.ckpt_dir / "final.pt")
                 elif env.is_main:
                     copy_atomic(last_ckpt, self.ckpt_dir / "final.pt", "checkpoint")
+            self._tell_stop(last=True)  # a request that came after the last step's check
         finally:
             restore_sigint()
-            self._tell_stop(last=True)  # a request that came after the last step
             monitor.close()
         fps = frames / train_time if train_time > 0 else 0.0
         return TrainResult(self.run_dir, s, stopped_early, fps, last_ckpt)
